@@ -1,0 +1,6 @@
+//! shotlist: render a whole storyboard of AI-generated video shots from one YAML manifest.
+//!
+//! Data flows one way: manifest → validated shots → plan → scheduler → lockfile + files.
+//! See `ARCHITECTURE.md` for the map.
+
+pub mod limits;
