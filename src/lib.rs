@@ -3,4 +3,7 @@
 //! Data flows one way: manifest → validated shots → plan → scheduler → lockfile + files.
 //! See `ARCHITECTURE.md` for the map.
 
+pub mod cli;
+pub mod emulator;
+pub mod exit_codes;
 pub mod limits;

@@ -1,0 +1,63 @@
+//! The command line: one file per subcommand, each with its clap `Args` and `execute`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit_codes;
+
+pub mod emulator;
+pub mod plan;
+pub mod render;
+pub mod schema;
+pub mod validate;
+
+/// Render a whole storyboard of AI-generated video shots from one YAML manifest.
+#[derive(Debug, Parser)]
+#[command(name = "shotlist", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the shots that are not fresh (the main job).
+    Render(render::Args),
+    /// Show what `render` would do and why, without any request.
+    Plan(plan::Args),
+    /// Check a manifest and report every problem with its line and column.
+    Validate(validate::Args),
+    /// Print the JSON Schema of the manifest format.
+    Schema(schema::Args),
+    /// Run the local emulator of the video APIs (placeholder videos, no account).
+    Emulator(emulator::Args),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: failed to start the async runtime: {err}");
+            return ExitCode::from(exit_codes::ERROR);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Render(args) => render::execute(args).await,
+            Command::Plan(args) => plan::execute(args).await,
+            Command::Validate(args) => validate::execute(args).await,
+            Command::Schema(args) => schema::execute(args).await,
+            Command::Emulator(args) => emulator::execute(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::from(exit_codes::ERROR)
+        }
+    }
+}
