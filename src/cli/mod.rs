@@ -34,10 +34,48 @@ pub enum Command {
     Emulator(emulator::Args),
 }
 
+/// Prints why a manifest could not be loaded; returns the exit code for it.
+pub(crate) fn report_load_error(err: crate::manifest::LoadError) -> ExitCode {
+    match err {
+        crate::manifest::LoadError::Invalid(d) => {
+            validate::print_invalid(&d);
+            ExitCode::from(exit_codes::INVALID_MANIFEST)
+        }
+        other => {
+            eprintln!("{:?}", miette::Report::new(other));
+            ExitCode::from(exit_codes::ERROR)
+        }
+    }
+}
+
+/// Refuses shot ids on the command line that the manifest does not have.
+pub(crate) fn check_selection(
+    storyboard: &crate::manifest::Storyboard,
+    ids: &[String],
+) -> miette::Result<()> {
+    for id in ids {
+        if !storyboard.shots.iter().any(|s| &s.id == id) {
+            let known = storyboard.shots.iter().map(|s| s.id.as_str());
+            let hint = crate::diagnostic::did_you_mean(id, known)
+                .map(|m| format!("did you mean `{m}`?"))
+                .unwrap_or_else(|| "run `shotlist plan` to list the shots".into());
+            return Err(miette::miette!(
+                help = hint,
+                "no shot `{id}` in `{}`",
+                storyboard.path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: failed to start the async runtime: {err}");

@@ -1,0 +1,341 @@
+//! The lockfile: what was rendered, from which inputs, by which job, into which files.
+//!
+//! It lives beside the manifest (`shotlist.yaml` → `shotlist.lock`), is YAML with a
+//! `version`, and holds one entry per shot id, sorted, so diffs and merges stay clean.
+//! It is always written atomically and only when its content changed. A lockfile that
+//! does not parse, or is of a newer version, is reported and never overwritten.
+//! It never holds a key or a token: endpoints are recorded by host only.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::atomic_write;
+use crate::diagnostic::{Diagnostics, Problem};
+use crate::limits::Api;
+
+/// The lockfile format version this build reads and writes.
+pub const VERSION: u32 = 1;
+
+const HEADER: &str = "# Written by shotlist: what was rendered, from which inputs, into which files.\n# Commit it with the manifest. Do not edit by hand.\n";
+
+/// The whole lockfile.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lockfile {
+    pub version: u32,
+    /// One entry per shot id, sorted by id.
+    #[serde(default)]
+    pub shots: BTreeMap<String, ShotLock>,
+}
+
+/// What shotlist knows about one shot's render.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShotLock {
+    /// `sha256:...` of the render inputs (see `cache_key.rs`).
+    pub input_hash: String,
+    pub api: Api,
+    /// Host of the service (`myres.openai.azure.com`), or `local` for the built-in emulator.
+    pub endpoint: String,
+    pub model: String,
+    /// The create request body exactly as sent (for `openai-videos`, each variant's job
+    /// was sent this body).
+    pub request: serde_json::Value,
+    /// Jobs, in variant order: one for `azure-jobs`, one per variant for `openai-videos`.
+    pub jobs: Vec<JobLock>,
+}
+
+/// One job at the service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobLock {
+    pub id: String,
+    pub status: JobState,
+    /// The service's own status word, as last seen (`running`, `in_progress`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_status: Option<String>,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// After this the service deletes the job and its videos.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generations: Vec<GenerationLock>,
+}
+
+/// Where a job stands, in shotlist's terms (both APIs' status words map onto these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Created; queued or running at the service.
+    Pending,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_alive(self) -> bool {
+        self == JobState::Pending
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revised_prompt: Option<String>,
+}
+
+/// One generated video and the file it was saved to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerationLock {
+    /// Generation id (`gen_...`) for `azure-jobs`; the video id for `openai-videos`.
+    pub id: String,
+    /// 1-based variant number.
+    pub variant: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileLock>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<FileLock>,
+}
+
+/// A downloaded file, as it was when shotlist wrote it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileLock {
+    /// Relative to the manifest's folder, `/`-separated.
+    pub path: String,
+    /// Lowercase hex sha256 of the content.
+    pub sha256: String,
+    pub bytes: u64,
+    /// Modification time when written, nanoseconds since the Unix epoch: the fast path of
+    /// freshness checks. When it differs, the file is hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_ns: Option<i128>,
+}
+
+/// Why a lockfile could not be used.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LockError {
+    #[error("failed to read the lockfile `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the lockfile `{}` does not parse", .0.path.display())]
+    #[diagnostic(help("fix or delete the lockfile; shotlist never overwrites one it cannot read"))]
+    Malformed(Diagnostics),
+    #[error("the lockfile `{}` is version {found}, newer than this shotlist reads ({VERSION})", path.display())]
+    #[diagnostic(help("upgrade shotlist; the lockfile was left untouched"))]
+    Newer { path: PathBuf, found: u64 },
+    #[error("failed to write the lockfile `{}`", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Lockfile {
+    pub fn new() -> Lockfile {
+        Lockfile {
+            version: VERSION,
+            shots: BTreeMap::new(),
+        }
+    }
+
+    /// Reads the lockfile at `path`; a missing file is an empty lockfile.
+    pub fn read(path: &Path) -> Result<Lockfile, LockError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Lockfile::parse(path, text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lockfile::new()),
+            Err(source) => Err(LockError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    pub fn parse(path: &Path, text: String) -> Result<Lockfile, LockError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            version: Option<serde_json::Value>,
+        }
+        let malformed = |text: String, span: std::ops::Range<usize>, message: String| {
+            LockError::Malformed(Diagnostics::new(
+                path,
+                Arc::new(text),
+                vec![
+                    Problem::new(span, message)
+                        .help("restore it from version control, or delete it to start over"),
+                ],
+            ))
+        };
+        let located = |err: &serde_saphyr::Error| crate::yaml::error_span(err, &text);
+        let probe: Probe = match serde_saphyr::from_str(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                let span = located(&e);
+                let message = format!(
+                    "invalid lockfile: {}",
+                    crate::yaml::clean_message(&e.without_snippet().to_string())
+                );
+                return Err(malformed(text, span, message));
+            }
+        };
+        match probe.version.as_ref().and_then(serde_json::Value::as_u64) {
+            Some(v) if v > u64::from(VERSION) => {
+                return Err(LockError::Newer {
+                    path: path.to_path_buf(),
+                    found: v,
+                });
+            }
+            Some(v) if v == u64::from(VERSION) => {}
+            _ => {
+                return Err(malformed(
+                    text,
+                    0..0,
+                    format!("lockfile has no supported `version` (expected {VERSION})"),
+                ));
+            }
+        }
+        match serde_saphyr::from_str::<Lockfile>(&text) {
+            Ok(lock) => Ok(lock),
+            Err(e) => {
+                let span = located(&e);
+                let message = format!(
+                    "invalid lockfile: {}",
+                    crate::yaml::clean_message(&e.without_snippet().to_string())
+                );
+                Err(malformed(text, span, message))
+            }
+        }
+    }
+
+    /// The canonical text: header, then YAML with shots sorted by id.
+    pub fn to_yaml(&self) -> String {
+        let body = serde_saphyr::to_string(self).expect("lockfile types always serialize");
+        format!("{HEADER}{body}")
+    }
+
+    /// Writes atomically, only when the content changed. Returns whether it wrote.
+    pub fn write(&self, path: &Path) -> Result<bool, LockError> {
+        atomic_write::write_if_changed(path, self.to_yaml().as_bytes()).map_err(|source| {
+            LockError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
+    }
+}
+
+impl ShotLock {
+    /// Every generation with its job, in variant order.
+    pub fn generations(&self) -> impl Iterator<Item = (&JobLock, &GenerationLock)> {
+        self.jobs
+            .iter()
+            .flat_map(|j| j.generations.iter().map(move |g| (j, g)))
+    }
+
+    /// Latest expiry of the shot's jobs, if the service told one.
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.jobs.iter().filter_map(|j| j.expires_at).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(id: &str) -> ShotLock {
+        ShotLock {
+            input_hash: format!("sha256:{id}"),
+            api: Api::AzureJobs,
+            endpoint: "local".into(),
+            model: "sora".into(),
+            request: serde_json::json!({"prompt": "p", "width": 480, "height": 480, "n_seconds": 5, "n_variants": 1, "model": "sora"}),
+            jobs: vec![JobLock {
+                id: format!("task_{id}"),
+                status: JobState::Succeeded,
+                service_status: Some("succeeded".into()),
+                created_at: Timestamp::from_second(1_764_000_000).unwrap(),
+                finished_at: Some(Timestamp::from_second(1_764_000_100).unwrap()),
+                expires_at: Some(Timestamp::from_second(1_764_086_400).unwrap()),
+                failure: None,
+                generations: vec![GenerationLock {
+                    id: format!("gen_{id}"),
+                    variant: 1,
+                    file: Some(FileLock {
+                        path: format!("renders/{id}.mp4"),
+                        sha256: "ab".repeat(32),
+                        bytes: 1234,
+                        mtime_ns: Some(1),
+                    }),
+                    thumbnail: None,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_and_is_sorted_whatever_the_insertion_order() {
+        let ids = ["zeta", "alpha", "mid", "beta"];
+        let mut a = Lockfile::new();
+        let mut b = Lockfile::new();
+        for id in ids {
+            a.shots.insert(id.into(), sample(id));
+        }
+        for id in ids.iter().rev() {
+            b.shots.insert((*id).into(), sample(id));
+        }
+        assert_eq!(a.to_yaml(), b.to_yaml());
+        let text = a.to_yaml();
+        let pos: Vec<usize> = ["alpha:", "beta:", "mid:", "zeta:"]
+            .iter()
+            .map(|k| text.find(k).unwrap())
+            .collect();
+        assert!(pos.windows(2).all(|w| w[0] < w[1]), "{text}");
+        let back = Lockfile::parse(Path::new("x.lock"), text).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn newer_version_is_refused() {
+        let err =
+            Lockfile::parse(Path::new("x.lock"), "version: 2\nshots: {}\n".into()).unwrap_err();
+        assert!(matches!(err, LockError::Newer { found: 2, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn malformed_lockfile_is_located_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.lock");
+        std::fs::write(&p, "version: 1\nshots:\n  a:\n    input_hash: [\n").unwrap();
+        let err = Lockfile::read(&p).unwrap_err();
+        let LockError::Malformed(d) = err else {
+            panic!("{err:?}")
+        };
+        assert!(d.to_json()[0].line >= 4, "{:?}", d.to_json());
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "version: 1\nshots:\n  a:\n    input_hash: [\n"
+        );
+    }
+
+    #[test]
+    fn missing_lockfile_is_empty_and_write_only_when_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.lock");
+        let mut lock = Lockfile::read(&p).unwrap();
+        assert!(lock.shots.is_empty());
+        lock.shots.insert("a".into(), sample("a"));
+        assert!(lock.write(&p).unwrap());
+        assert!(!lock.write(&p).unwrap());
+    }
+}

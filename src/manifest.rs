@@ -1,0 +1,891 @@
+//! The manifest: what a storyboard author writes, read into validated [`Shot`]s.
+//!
+//! Reading never stops at the first problem: every problem is collected with its span
+//! (see `diagnostic.rs`) so one `shotlist validate` run shows them all. Limits come from
+//! `limits.rs`; this module holds no size, duration or count of its own. It never touches
+//! the network or the output folder.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use crate::diagnostic::{Diagnostics, Problem, did_you_mean};
+use crate::limits::{self, Api, ApiLimits, Size};
+use crate::shot::Shot;
+use crate::yaml::{self, Node, Span, Value};
+
+/// The file `shotlist` reads when no manifest is named.
+pub const DEFAULT_FILE: &str = "shotlist.yaml";
+/// The manifest format version this build reads and writes.
+pub const FORMAT_VERSION: i64 = 1;
+/// Output folder when the manifest names none.
+pub const DEFAULT_OUTPUT: &str = "renders";
+
+pub(crate) const TOP_KEYS: &[&str] = &["version", "api", "output", "defaults", "shots"];
+pub(crate) const DEFAULTS_KEYS: &[&str] = &["model", "size", "seconds", "variants", "style"];
+pub(crate) const SHOT_KEYS: &[&str] = &[
+    "id",
+    "prompt",
+    "prompt_file",
+    "size",
+    "seconds",
+    "variants",
+    "model",
+    "style",
+    "tags",
+];
+/// Longest shot id: ids become file names, and file systems cap names at 255 bytes.
+pub const MAX_ID_LEN: usize = 64;
+
+/// A validated manifest: the shots with every default applied.
+#[derive(Clone, Debug)]
+pub struct Storyboard {
+    /// The manifest file.
+    pub path: PathBuf,
+    /// The folder holding the manifest; relative paths are relative to it.
+    pub dir: PathBuf,
+    pub api: Api,
+    /// Output folder, relative to `dir`, never absolute and never with `..`.
+    pub output: PathBuf,
+    pub shots: Vec<Shot>,
+}
+
+impl Storyboard {
+    pub fn limits(&self) -> &'static ApiLimits {
+        self.api.limits()
+    }
+
+    /// The lockfile beside the manifest: same stem, `.lock`.
+    pub fn lockfile_path(&self) -> PathBuf {
+        lockfile_path_for(&self.path)
+    }
+
+    pub fn output_dir(&self) -> PathBuf {
+        self.dir.join(&self.output)
+    }
+}
+
+/// `shotlist.yaml` → `shotlist.lock`.
+pub fn lockfile_path_for(manifest: &Path) -> PathBuf {
+    manifest.with_extension("lock")
+}
+
+/// Why a manifest could not be read.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LoadError {
+    #[error("failed to read `{}`", path.display())]
+    #[diagnostic(help(
+        "check the path; with no argument shotlist reads `shotlist.yaml` in the current folder"
+    ))]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` has {} problem{}", .0.path.display(), .0.problems.len(), if .0.problems.len() == 1 { "" } else { "s" })]
+    Invalid(Diagnostics),
+}
+
+/// Reads and validates a manifest file.
+pub fn load(path: &Path) -> Result<Storyboard, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, text)
+}
+
+/// Validates manifest text that was read from `path` (used for relative paths and messages).
+pub fn parse(path: &Path, text: String) -> Result<Storyboard, LoadError> {
+    let source = Arc::new(text);
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    let mut reader = Reader {
+        problems: Vec::new(),
+        dir: &dir,
+    };
+    let result = match yaml::parse(&source) {
+        Ok(root) => reader.manifest(&root),
+        Err(err) => {
+            reader.problems.push(
+                Problem::new(err.span, format!("failed to parse YAML: {}", err.message))
+                    .label("here")
+                    .help("fix the YAML syntax; anchors and aliases are limited to keep hostile files cheap"),
+            );
+            None
+        }
+    };
+    match result {
+        Some((api, output, shots)) if reader.problems.is_empty() => Ok(Storyboard {
+            path: path.to_path_buf(),
+            dir,
+            api,
+            output,
+            shots,
+        }),
+        _ => Err(LoadError::Invalid(Diagnostics::new(
+            path,
+            source,
+            reader.problems,
+        ))),
+    }
+}
+
+/// A value as written, with where it was written.
+#[derive(Clone, Debug)]
+struct At<T> {
+    value: T,
+    span: Span,
+}
+
+#[derive(Default)]
+struct Defaults {
+    model: Option<At<String>>,
+    size: Option<At<Size>>,
+    seconds: Option<At<u32>>,
+    variants: Option<At<u32>>,
+    style: Option<At<String>>,
+}
+
+struct Reader<'a> {
+    problems: Vec<Problem>,
+    dir: &'a Path,
+}
+
+impl Reader<'_> {
+    fn manifest(&mut self, root: &Node) -> Option<(Api, PathBuf, Vec<Shot>)> {
+        let Value::Map(entries) = &root.value else {
+            self.problems.push(
+                Problem::new(
+                    root.span.clone(),
+                    format!(
+                        "expected the manifest to be a mapping, found {}",
+                        root.value.kind()
+                    ),
+                )
+                .help(
+                    "start with `version: 1` and a `shots:` list; see `examples/storyboard.yaml`",
+                ),
+            );
+            return None;
+        };
+        let fields = self.fields(entries, TOP_KEYS, "top level");
+
+        match fields.get("version") {
+            None => self.problems.push(
+                Problem::new(root.span.start..root.span.start, "missing `version`")
+                    .help("add `version: 1` as the first line of the manifest"),
+            ),
+            Some(node) => match node.value {
+                Value::Int(FORMAT_VERSION) => {}
+                Value::Int(v) if v > FORMAT_VERSION => self.problems.push(
+                    Problem::new(
+                        node.span.clone(),
+                        format!("manifest version {v} is newer than this shotlist reads"),
+                    )
+                    .label("newer format")
+                    .help(format!(
+                        "this shotlist reads version {FORMAT_VERSION}; upgrade shotlist"
+                    )),
+                ),
+                _ => self.problems.push(
+                    Problem::new(node.span.clone(), "unsupported manifest `version`")
+                        .label("not 1")
+                        .help(format!("write `version: {FORMAT_VERSION}`")),
+                ),
+            },
+        }
+
+        let api = match fields.get("api") {
+            None => Some(Api::AzureJobs),
+            Some(node) => self.string(node).and_then(|s| match Api::parse(&s.value) {
+                Some(api) => Some(api),
+                None => {
+                    let names = Api::ALL.map(Api::as_str);
+                    let mut p = Problem::new(s.span.clone(), format!("unknown api `{}`", s.value))
+                        .label("unknown api");
+                    p = match did_you_mean(&s.value, names) {
+                        Some(m) => {
+                            p.help(format!("did you mean `{m}`? allowed: {}", names.join(", ")))
+                        }
+                        None => p.help(format!("allowed: {}", names.join(", "))),
+                    };
+                    self.problems.push(p);
+                    None
+                }
+            }),
+        };
+
+        let output = match fields.get("output") {
+            None => Some(PathBuf::from(DEFAULT_OUTPUT)),
+            Some(node) => self.string(node).and_then(|s| self.output_dir(s)),
+        };
+
+        // Limits depend on the api; with an unknown api, check against the default one
+        // so other problems are still reported.
+        let limits = api.unwrap_or(Api::AzureJobs).limits();
+        let defaults = match fields.get("defaults") {
+            None => Defaults::default(),
+            Some(node) => self.defaults(node, limits),
+        };
+
+        let shots = match fields.get("shots") {
+            None => {
+                self.problems.push(
+                    Problem::new(root.span.start..root.span.start, "missing `shots`")
+                        .help("add a `shots:` list; each shot needs an `id` and a `prompt`"),
+                );
+                Vec::new()
+            }
+            Some(node) => self.shots(node, limits, &defaults),
+        };
+        Some((api?, output?, shots))
+    }
+
+    /// Looks up known keys in a mapping; reports unknown and repeated keys.
+    fn fields<'n>(
+        &mut self,
+        entries: &'n [(Node, Node)],
+        known: &[&'static str],
+        place: &str,
+    ) -> HashMap<&'static str, &'n Node> {
+        let mut found: HashMap<&'static str, &'n Node> = HashMap::new();
+        let mut key_spans: HashMap<&'static str, Span> = HashMap::new();
+        for (key, value) in entries {
+            let Some(name) = key.as_str() else {
+                self.problems.push(
+                    Problem::new(
+                        key.span.clone(),
+                        format!("expected a key name, found {}", key.value.kind()),
+                    )
+                    .help(format!("keys allowed at the {place}: {}", known.join(", "))),
+                );
+                continue;
+            };
+            match known.iter().find(|k| **k == name) {
+                Some(k) => {
+                    if let Some(first) = key_spans.get(k) {
+                        self.problems.push(
+                            Problem::new(key.span.clone(), format!("`{name}` is given twice"))
+                                .label("second time")
+                                .related(first.clone(), "first time")
+                                .help("keep one of them"),
+                        );
+                    } else {
+                        key_spans.insert(k, key.span.clone());
+                        found.insert(k, value);
+                    }
+                }
+                None => {
+                    let p = Problem::new(
+                        key.span.clone(),
+                        format!("unknown key `{name}` at the {place}"),
+                    )
+                    .label("unknown key");
+                    let p = match did_you_mean(name, known.iter().copied()) {
+                        Some(m) => p.help(format!("did you mean `{m}`?")),
+                        None => p.help(format!("allowed keys: {}", known.join(", "))),
+                    };
+                    self.problems.push(p);
+                }
+            }
+        }
+        found
+    }
+
+    fn type_error(&mut self, node: &Node, expected: &str, help: String) {
+        self.problems.push(
+            Problem::new(
+                node.span.clone(),
+                format!("expected {expected}, found {}", node.value.kind()),
+            )
+            .label(format!("not {expected}"))
+            .help(help),
+        );
+    }
+
+    fn string(&mut self, node: &Node) -> Option<At<String>> {
+        match &node.value {
+            Value::Str(s) => Some(At {
+                value: s.clone(),
+                span: node.span.clone(),
+            }),
+            _ => {
+                self.type_error(
+                    node,
+                    "a string",
+                    "quote the value if it looks like a number or a boolean".into(),
+                );
+                None
+            }
+        }
+    }
+
+    fn non_empty_string(&mut self, node: &Node, what: &str) -> Option<At<String>> {
+        let s = self.string(node)?;
+        if s.value.trim().is_empty() {
+            self.problems.push(
+                Problem::new(s.span, format!("`{what}` is empty"))
+                    .label("empty")
+                    .help(format!("give `{what}` a value or remove it")),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    fn uint(&mut self, node: &Node, what: &str, help: &str) -> Option<At<u32>> {
+        match node.value {
+            Value::Int(v) => match u32::try_from(v) {
+                Ok(v) => Some(At {
+                    value: v,
+                    span: node.span.clone(),
+                }),
+                Err(_) => {
+                    self.problems.push(
+                        Problem::new(node.span.clone(), format!("`{what}` is out of range: {v}"))
+                            .label("out of range")
+                            .help(help.to_string()),
+                    );
+                    None
+                }
+            },
+            Value::Float(f) => {
+                self.problems.push(
+                    Problem::new(
+                        node.span.clone(),
+                        format!("`{what}` must be a whole number, found {f}"),
+                    )
+                    .label("not a whole number")
+                    .help(help.to_string()),
+                );
+                None
+            }
+            _ => {
+                self.type_error(node, "an integer", help.to_string());
+                None
+            }
+        }
+    }
+
+    fn output_dir(&mut self, s: At<String>) -> Option<PathBuf> {
+        let path = PathBuf::from(&s.value);
+        let escapes = path.components().any(|c| {
+            matches!(
+                c,
+                Component::ParentDir | Component::RootDir | Component::Prefix(_)
+            )
+        });
+        if s.value.trim().is_empty() || escapes {
+            self.problems.push(
+                Problem::new(
+                    s.span,
+                    format!(
+                        "output folder `{}` is not inside the manifest's folder",
+                        s.value
+                    ),
+                )
+                .label("must be a relative path without `..`")
+                .help("use a folder below the manifest, e.g. `output: renders`"),
+            );
+            return None;
+        }
+        Some(path)
+    }
+
+    fn size(&mut self, node: &Node, limits: &ApiLimits) -> Option<At<Size>> {
+        let s = self.string(node)?;
+        let help = format!("sizes allowed by `{}`: {}", limits.api, limits.sizes_list());
+        match Size::parse(&s.value) {
+            Some(size) if limits.size_rule(size).is_some() => Some(At {
+                value: size,
+                span: s.span,
+            }),
+            Some(size) => {
+                self.problems.push(
+                    Problem::new(
+                        s.span,
+                        format!("unsupported size `{size}` for `{}`", limits.api),
+                    )
+                    .label("unsupported size")
+                    .help(help),
+                );
+                None
+            }
+            None => {
+                self.problems.push(
+                    Problem::new(s.span, format!("malformed size `{}`", s.value))
+                        .label("not WIDTHxHEIGHT")
+                        .help(format!("write WIDTHxHEIGHT; {help}")),
+                );
+                None
+            }
+        }
+    }
+
+    fn seconds(&mut self, node: &Node, limits: &ApiLimits) -> Option<At<u32>> {
+        let help = format!(
+            "`{}` allows {} seconds",
+            limits.api,
+            limits.seconds.describe()
+        );
+        let s = self.uint(node, "seconds", &help)?;
+        if !limits.seconds.allows(s.value) {
+            self.problems.push(
+                Problem::new(
+                    s.span,
+                    format!("{} seconds is out of range for `{}`", s.value, limits.api),
+                )
+                .label("out of range")
+                .help(help),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    fn variants(&mut self, node: &Node, limits: &ApiLimits) -> Option<At<u32>> {
+        let max = limits.max_variants_any_size();
+        let help = format!(
+            "`{}` allows 1 to {max} variants (fewer at large sizes)",
+            limits.api
+        );
+        let v = self.uint(node, "variants", &help)?;
+        if v.value == 0 || v.value > max {
+            self.problems.push(
+                Problem::new(v.span, format!("{} variants is out of range", v.value))
+                    .label("out of range")
+                    .help(help),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    fn defaults(&mut self, node: &Node, limits: &ApiLimits) -> Defaults {
+        let Value::Map(entries) = &node.value else {
+            self.type_error(
+                node,
+                "a mapping",
+                format!("`defaults` holds any of: {}", DEFAULTS_KEYS.join(", ")),
+            );
+            return Defaults::default();
+        };
+        let f = self.fields(entries, DEFAULTS_KEYS, "`defaults`");
+        Defaults {
+            model: f
+                .get("model")
+                .and_then(|n| self.non_empty_string(n, "model")),
+            size: f.get("size").and_then(|n| self.size(n, limits)),
+            seconds: f.get("seconds").and_then(|n| self.seconds(n, limits)),
+            variants: f.get("variants").and_then(|n| self.variants(n, limits)),
+            style: f.get("style").and_then(|n| self.string(n)),
+        }
+    }
+
+    fn shots(&mut self, node: &Node, limits: &ApiLimits, defaults: &Defaults) -> Vec<Shot> {
+        let Value::Seq(items) = &node.value else {
+            self.type_error(
+                node,
+                "a list",
+                "write `shots:` followed by items starting with `- id: ...`".into(),
+            );
+            return Vec::new();
+        };
+        if items.is_empty() {
+            self.problems.push(
+                Problem::new(node.span.clone(), "`shots` is empty")
+                    .label("no shots")
+                    .help("add at least one shot with an `id` and a `prompt`"),
+            );
+        }
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        let mut shots = Vec::with_capacity(items.len());
+        for item in items {
+            if let Some(shot) = self.shot(item, limits, defaults, &mut seen) {
+                shots.push(shot);
+            }
+        }
+        shots
+    }
+
+    fn shot(
+        &mut self,
+        node: &Node,
+        limits: &ApiLimits,
+        defaults: &Defaults,
+        seen: &mut HashMap<String, Span>,
+    ) -> Option<Shot> {
+        let Value::Map(entries) = &node.value else {
+            self.type_error(
+                node,
+                "a mapping",
+                "each shot is a mapping with at least `id` and `prompt`".into(),
+            );
+            return None;
+        };
+        let at_shot = node.span.start..node.span.start;
+        let f = self.fields(entries, SHOT_KEYS, "shot");
+
+        let id = match f.get("id") {
+            None => {
+                self.problems
+                    .push(Problem::new(at_shot.clone(), "shot has no `id`").help(
+                        "add `id: NAME` (letters, digits, `-` and `_`); it names the output file",
+                    ));
+                None
+            }
+            Some(n) => self.id(n, seen),
+        };
+
+        let prompt = match (f.get("prompt"), f.get("prompt_file")) {
+            (Some(_), Some(pf)) => {
+                self.problems.push(
+                    Problem::new(pf.span.clone(), "shot has both `prompt` and `prompt_file`")
+                        .label("second prompt")
+                        .help("keep one of them"),
+                );
+                None
+            }
+            (Some(p), None) => self.string(p),
+            (None, Some(pf)) => self.prompt_file(pf),
+            (None, None) => {
+                self.problems.push(
+                    Problem::new(at_shot.clone(), "shot has no `prompt`")
+                        .help("add `prompt: ...` describing the shot, or `prompt_file: PATH`"),
+                );
+                None
+            }
+        };
+
+        let model = match f.get("model") {
+            Some(n) => self.non_empty_string(n, "model"),
+            None => Some(defaults.model.clone().unwrap_or(At {
+                value: limits.default_model.to_string(),
+                span: at_shot.clone(),
+            })),
+        };
+        let size = match f.get("size") {
+            Some(n) => self.size(n, limits),
+            None => match (&defaults.size, limits.default_size) {
+                (Some(d), _) => Some(d.clone()),
+                (None, Some(size)) => Some(At {
+                    value: size,
+                    span: at_shot.clone(),
+                }),
+                (None, None) => {
+                    self.problems
+                        .push(
+                            Problem::new(at_shot.clone(), "shot has no `size`").help(format!(
+                                "add `size:` to the shot or to `defaults`; allowed: {}",
+                                limits.sizes_list()
+                            )),
+                        );
+                    None
+                }
+            },
+        };
+        let seconds = match f.get("seconds") {
+            Some(n) => self.seconds(n, limits),
+            None => Some(defaults.seconds.clone().unwrap_or(At {
+                value: limits.default_seconds,
+                span: at_shot.clone(),
+            })),
+        };
+        let variants = match f.get("variants") {
+            Some(n) => self.variants(n, limits),
+            None => Some(defaults.variants.clone().unwrap_or(At {
+                value: limits.default_variants,
+                span: at_shot.clone(),
+            })),
+        };
+        let style = match f.get("style") {
+            Some(n) => self.string(n),
+            None => defaults.style.clone(),
+        };
+        let tags = match f.get("tags") {
+            Some(n) => self.tags(n),
+            None => Some(Vec::new()),
+        };
+
+        // Rules across fields, checked only when each field is itself fine.
+        if let (Some(size), Some(variants)) = (&size, &variants) {
+            let rule = limits
+                .size_rule(size.value)
+                .expect("size was checked against the table");
+            if variants.value > rule.max_variants {
+                let from_defaults = !f.contains_key("variants");
+                let mut p = Problem::new(variants.span.clone(), format!("{} variants is too many at {}", variants.value, size.value))
+                    .label(if from_defaults { "from `defaults`" } else { "too many" })
+                    .help(format!("`{}` allows at most {} variant{} at {}; lower `variants` or pick a smaller size", limits.api, rule.max_variants, if rule.max_variants == 1 { "" } else { "s" }, size.value));
+                if size.span != variants.span && !size.span.is_empty() {
+                    p = p.related(size.span.clone(), "size");
+                }
+                self.problems.push(p);
+            }
+            if let (Some(prefix), Some(model)) = (rule.model_prefix, &model)
+                && limits::model_excluded_from(&model.value, prefix)
+            {
+                self.problems.push(
+                    Problem::new(
+                        size.span.clone(),
+                        format!("size {} needs model `{prefix}`", size.value),
+                    )
+                    .label("pro size")
+                    .related(model.span.clone(), "model")
+                    .help(format!(
+                        "use `model: {prefix}` or a size allowed for `{}`",
+                        model.value
+                    )),
+                );
+            }
+        }
+
+        let prompt = prompt.and_then(|p| self.final_prompt(p, style.as_ref(), limits))?;
+        Some(Shot::new(
+            id?,
+            prompt,
+            model?.value,
+            size?.value,
+            seconds?.value,
+            variants?.value,
+            tags?,
+        ))
+    }
+
+    fn id(&mut self, node: &Node, seen: &mut HashMap<String, Span>) -> Option<String> {
+        let id = self.string(node)?;
+        let valid = !id.value.is_empty()
+            && id.value.len() <= MAX_ID_LEN
+            && id
+                .value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            self.problems.push(
+                Problem::new(id.span.clone(), format!("unsafe shot id `{}`", id.value))
+                    .label("not a safe file name")
+                    .help(format!("use 1 to {MAX_ID_LEN} letters, digits, `-` and `_`; the id names the output file")),
+            );
+            return None;
+        }
+        if let Some(first) = seen.get(&id.value) {
+            self.problems.push(
+                Problem::new(id.span.clone(), format!("duplicate shot id `{}`", id.value))
+                    .label("used again here")
+                    .related(first.clone(), "first used here")
+                    .help("give every shot its own id"),
+            );
+            return None;
+        }
+        seen.insert(id.value.clone(), id.span);
+        Some(id.value)
+    }
+
+    fn prompt_file(&mut self, node: &Node) -> Option<At<String>> {
+        let p = self.non_empty_string(node, "prompt_file")?;
+        let path = self.dir.join(&p.value);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some(At {
+                value: text.trim_end().to_string(),
+                span: p.span,
+            }),
+            Err(err) => {
+                self.problems.push(
+                    Problem::new(
+                        p.span,
+                        format!("failed to read prompt file `{}`: {err}", p.value),
+                    )
+                    .label("cannot read")
+                    .help("prompt_file is relative to the manifest's folder"),
+                );
+                None
+            }
+        }
+    }
+
+    fn tags(&mut self, node: &Node) -> Option<Vec<String>> {
+        let Value::Seq(items) = &node.value else {
+            self.type_error(node, "a list", "write `tags: [day, exterior]`".into());
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let t = self.non_empty_string(item, "tag")?;
+            out.push(t.value);
+        }
+        Some(out)
+    }
+
+    fn final_prompt(
+        &mut self,
+        prompt: At<String>,
+        style: Option<&At<String>>,
+        limits: &ApiLimits,
+    ) -> Option<String> {
+        let text = compose_prompt(&prompt.value, style.map(|s| s.value.as_str()));
+        let chars = text.chars().count();
+        if prompt.value.trim().is_empty() {
+            self.problems.push(
+                Problem::new(prompt.span, "prompt is empty")
+                    .label("empty")
+                    .help("describe the shot: subject, action, camera, light"),
+            );
+            return None;
+        }
+        if chars > limits.prompt_max_chars {
+            let with_style = if style.is_some_and(|s| !s.value.trim().is_empty()) {
+                " (with `style`)"
+            } else {
+                ""
+            };
+            self.problems.push(
+                Problem::new(
+                    prompt.span,
+                    format!(
+                        "prompt is {chars} characters{with_style}, over the limit of {}",
+                        limits.prompt_max_chars
+                    ),
+                )
+                .label("too long")
+                .help(format!(
+                    "`{}` accepts at most {} characters; shorten the prompt or the style",
+                    limits.api, limits.prompt_max_chars
+                )),
+            );
+            return None;
+        }
+        Some(text)
+    }
+}
+
+/// The prompt sent to the service: the shot's prompt, then the style on a new line.
+/// Leading and trailing whitespace is trimmed so reformatting YAML never changes a hash.
+pub fn compose_prompt(prompt: &str, style: Option<&str>) -> String {
+    let prompt = prompt.trim();
+    match style.map(str::trim) {
+        Some(style) if !style.is_empty() => format!("{prompt}\n{style}"),
+        _ => prompt.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(src: &str) -> Vec<Problem> {
+        match parse(Path::new("t.yaml"), src.to_string()) {
+            Ok(_) => Vec::new(),
+            Err(LoadError::Invalid(d)) => d.problems,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn at<'a>(src: &'a str, p: &Problem) -> &'a str {
+        &src[p.span.clone()]
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let src = "version: 1\ndefaults:\n  size: 480x480\n  seconds: 8\n  style: Pencil sketch.\nshots:\n  - id: a\n    prompt: A cat.\n  - id: b\n    prompt: A dog.\n    seconds: 3\n    style: ''\n";
+        let sb = parse(Path::new("dir/m.yaml"), src.into()).unwrap();
+        assert_eq!(sb.api, Api::AzureJobs);
+        assert_eq!(sb.output, PathBuf::from("renders"));
+        assert_eq!(sb.dir, PathBuf::from("dir"));
+        let a = &sb.shots[0];
+        assert_eq!(
+            (a.size, a.seconds, a.variants, a.model.as_str()),
+            (Size::new(480, 480), 8, 1, "sora")
+        );
+        assert_eq!(a.prompt, "A cat.\nPencil sketch.");
+        assert_eq!(sb.shots[1].seconds, 3);
+        assert_eq!(sb.shots[1].prompt, "A dog.");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_its_value() {
+        let src = "version: 1\nshots:\n  - id: a\n    prompt: x\n    size: 1x1\n    seconds: 99\n  - id: a\n    promt: y\n    size: 480x480\n";
+        let ps = problems(src);
+        let msgs: Vec<_> = ps
+            .iter()
+            .map(|p| (p.message.as_str(), at(src, p)))
+            .collect();
+        assert!(
+            msgs.contains(&("unsupported size `1x1` for `azure-jobs`", "1x1")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.contains(&("99 seconds is out of range for `azure-jobs`", "99")),
+            "{msgs:?}"
+        );
+        assert!(msgs.contains(&("duplicate shot id `a`", "a")), "{msgs:?}");
+        assert!(
+            msgs.contains(&("unknown key `promt` at the shot", "promt")),
+            "{msgs:?}"
+        );
+        let dup = ps
+            .iter()
+            .find(|p| p.message.starts_with("duplicate"))
+            .unwrap();
+        assert_eq!(dup.span.start, src.rfind("id: a").unwrap() + 4);
+        assert_eq!(dup.related[0].0.start, src.find("id: a").unwrap() + 4);
+        let unknown = ps.iter().find(|p| p.message.contains("promt")).unwrap();
+        assert_eq!(unknown.help.as_deref(), Some("did you mean `prompt`?"));
+    }
+
+    #[test]
+    fn variants_limit_depends_on_size_even_from_defaults() {
+        let src = "version: 1\ndefaults:\n  variants: 2\nshots:\n  - id: a\n    prompt: x\n    size: 1920x1080\n  - id: b\n    prompt: x\n    size: 720x720\n";
+        let ps = problems(src);
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(ps[0].message, "2 variants is too many at 1920x1080");
+        assert_eq!(at(src, &ps[0]), "2");
+    }
+
+    #[test]
+    fn unsafe_ids_are_refused() {
+        for id in ["'..'", "'a/b'", "/etc/passwd", "''", "'a b'", "'.'"] {
+            let src =
+                format!("version: 1\nshots:\n  - id: {id}\n    prompt: x\n    size: 480x480\n");
+            let ps = problems(&src);
+            assert!(
+                ps.iter().any(|p| p.message.starts_with("unsafe shot id")),
+                "{id}: {ps:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn output_cannot_escape() {
+        for out in ["../x", "/tmp/x", "a/../../b"] {
+            let src = format!(
+                "version: 1\noutput: {out}\nshots:\n  - id: a\n    prompt: x\n    size: 480x480\n"
+            );
+            assert!(
+                problems(&src)
+                    .iter()
+                    .any(|p| p.message.contains("not inside")),
+                "{out}"
+            );
+        }
+    }
+
+    #[test]
+    fn openai_limits_apply() {
+        let src = "version: 1\napi: openai-videos\nshots:\n  - id: a\n    prompt: x\n    seconds: 5\n  - id: b\n    prompt: x\n    size: 1792x1024\n";
+        let ps = problems(src);
+        assert_eq!(ps.len(), 2, "{ps:?}");
+        assert!(ps[0].help.as_deref().unwrap().contains("4, 8 or 12"));
+        assert!(ps[1].message.contains("needs model `sora-2-pro`"));
+    }
+
+    #[test]
+    fn newer_version_is_refused_clearly() {
+        let ps = problems("version: 2\nshots:\n  - id: a\n    prompt: x\n    size: 480x480\n");
+        assert!(ps[0].message.contains("newer than this shotlist reads"));
+    }
+}

@@ -1,0 +1,588 @@
+//! The plan: for each shot, what `render` must do and why. Offline, like `make -n`.
+//!
+//! A shot is fresh when its lockfile entry has the same input hash, was rendered by a
+//! compatible endpoint, and every recorded file is on disk unchanged (size and mtime as the
+//! fast path; full sha256 with `verify`). Otherwise the plan says the cheapest way back:
+//! resume a job still alive, download from a finished job that has not expired, or render.
+//! Planning never writes anything and never makes a request.
+
+use std::io::Read;
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::cache_key::{self, hex};
+use crate::limits::Api;
+use crate::lockfile::{FileLock, JobState, Lockfile, ShotLock};
+use crate::manifest::Storyboard;
+use crate::shot::Shot;
+
+/// The endpoint name the lockfile records for the built-in emulator.
+pub const LOCAL_ENDPOINT: &str = "local";
+
+/// What to do with one shot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Up to date: nothing to do.
+    Fresh,
+    /// Create new job(s).
+    Render,
+    /// A recorded job has not finished: poll it, then download.
+    Resume,
+    /// The recorded job finished and has not expired, but files are missing or changed.
+    Download,
+}
+
+/// Why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    UpToDate,
+    New,
+    Forced,
+    /// The render inputs differ from the recorded ones; `fields` names which.
+    InputsChanged {
+        fields: Vec<String>,
+    },
+    OutputMissing {
+        path: String,
+    },
+    OutputModified {
+        path: String,
+    },
+    /// Files are gone and the service has deleted the job.
+    Expired {
+        path: String,
+    },
+    JobFailed {
+        message: String,
+    },
+    JobPending {
+        jobs: Vec<String>,
+    },
+    /// Only some of a shot's variant jobs were created before an interruption.
+    Incomplete {
+        created: usize,
+        expected: usize,
+    },
+    /// Rendered by the built-in emulator; the target is a real service.
+    Placeholder,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::UpToDate => f.write_str("up to date"),
+            Reason::New => f.write_str("new shot"),
+            Reason::Forced => f.write_str("forced"),
+            Reason::InputsChanged { fields } => write!(f, "changed: {}", fields.join(", ")),
+            Reason::OutputMissing { path } => write!(f, "missing `{path}`"),
+            Reason::OutputModified { path } => write!(f, "modified on disk: `{path}`"),
+            Reason::Expired { path } => write!(f, "missing `{path}` and its job expired"),
+            Reason::JobFailed { message } => write!(f, "last job failed: {message}"),
+            Reason::JobPending { jobs } => write!(f, "job {} not finished", jobs.join(", ")),
+            Reason::Incomplete { created, expected } => {
+                write!(f, "{created} of {expected} variant jobs created")
+            }
+            Reason::Placeholder => {
+                f.write_str("placeholder from the emulator; target is a real service")
+            }
+        }
+    }
+}
+
+/// The plan for one shot.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShotPlan {
+    pub id: String,
+    pub action: Action,
+    pub reason: Reason,
+    #[serde(skip)]
+    pub shot: Shot,
+    pub input_hash: String,
+    /// New jobs this shot needs (0 unless rendering).
+    pub jobs_to_create: u32,
+    /// Video-seconds to generate (0 unless rendering).
+    pub video_seconds: u64,
+}
+
+/// The whole plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub api: Api,
+    pub endpoint: String,
+    pub shots: Vec<ShotPlan>,
+    pub totals: Totals,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Totals {
+    pub shots: usize,
+    pub fresh: usize,
+    pub render: usize,
+    pub resume: usize,
+    pub download: usize,
+    pub jobs_to_create: u64,
+    pub video_seconds: u64,
+}
+
+/// What to plan for.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `local` or the service host: a placeholder is never fresh for a real endpoint.
+    pub endpoint: String,
+    /// Hash every recorded file instead of trusting size and mtime.
+    pub verify: bool,
+    /// Re-render the selected shots whatever their state.
+    pub force: bool,
+    /// Only these shot ids (all when empty).
+    pub only: Vec<String>,
+    /// Only shots with any of these tags (all when empty).
+    pub tags: Vec<String>,
+    /// The time that decides expiry (now, except in tests).
+    pub now: Option<Timestamp>,
+}
+
+/// Decides what to do for each selected shot.
+pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan {
+    let now = options.now.unwrap_or_else(Timestamp::now);
+    let limits = storyboard.limits();
+    let mut shots = Vec::new();
+    let mut totals = Totals::default();
+    for shot in storyboard.shots.iter().filter(|s| selected(s, options)) {
+        let input_hash = cache_key::input_hash(storyboard.api, shot);
+        let (action, reason) = match (options.force, lock.shots.get(&shot.id)) {
+            (true, _) => (Action::Render, Reason::Forced),
+            (false, None) => (Action::Render, Reason::New),
+            (false, Some(entry)) => decide(storyboard, shot, &input_hash, entry, options, now),
+        };
+        let (jobs_to_create, video_seconds) = if action == Action::Render {
+            (
+                if limits.variants_per_job {
+                    1
+                } else {
+                    shot.variants
+                },
+                shot.video_seconds(),
+            )
+        } else {
+            (0, 0)
+        };
+        totals.shots += 1;
+        match action {
+            Action::Fresh => totals.fresh += 1,
+            Action::Render => totals.render += 1,
+            Action::Resume => totals.resume += 1,
+            Action::Download => totals.download += 1,
+        }
+        totals.jobs_to_create += u64::from(jobs_to_create);
+        totals.video_seconds += video_seconds;
+        shots.push(ShotPlan {
+            id: shot.id.clone(),
+            action,
+            reason,
+            shot: shot.clone(),
+            input_hash,
+            jobs_to_create,
+            video_seconds,
+        });
+    }
+    Plan {
+        api: storyboard.api,
+        endpoint: options.endpoint.clone(),
+        shots,
+        totals,
+    }
+}
+
+fn selected(shot: &Shot, options: &Options) -> bool {
+    (options.only.is_empty() || options.only.contains(&shot.id))
+        && (options.tags.is_empty() || shot.tags.iter().any(|t| options.tags.contains(t)))
+}
+
+fn decide(
+    sb: &Storyboard,
+    shot: &Shot,
+    input_hash: &str,
+    entry: &ShotLock,
+    options: &Options,
+    now: Timestamp,
+) -> (Action, Reason) {
+    if entry.input_hash != input_hash || entry.api != sb.api {
+        return (
+            Action::Render,
+            Reason::InputsChanged {
+                fields: changed_fields(sb.api, shot, entry),
+            },
+        );
+    }
+    if entry.endpoint == LOCAL_ENDPOINT && options.endpoint != LOCAL_ENDPOINT {
+        return (Action::Render, Reason::Placeholder);
+    }
+    if let Some(job) = entry
+        .jobs
+        .iter()
+        .find(|j| j.status == JobState::Failed || j.status == JobState::Cancelled)
+    {
+        let message = job.failure.as_ref().map_or_else(
+            || format!("{:?}", job.status).to_lowercase(),
+            |f| f.message.clone(),
+        );
+        return (Action::Render, Reason::JobFailed { message });
+    }
+    let pending: Vec<String> = entry
+        .jobs
+        .iter()
+        .filter(|j| j.status.is_alive())
+        .map(|j| j.id.clone())
+        .collect();
+    if !pending.is_empty() {
+        let expired = entry
+            .jobs
+            .iter()
+            .any(|j| j.status.is_alive() && j.expires_at.is_some_and(|e| e <= now));
+        if expired {
+            return (
+                Action::Render,
+                Reason::Expired {
+                    path: "(pending job)".into(),
+                },
+            );
+        }
+        return (Action::Resume, Reason::JobPending { jobs: pending });
+    }
+    let expected_jobs = if sb.limits().variants_per_job {
+        1
+    } else {
+        shot.variants as usize
+    };
+    if entry.jobs.len() < expected_jobs {
+        // Interrupted between the creates of a shot's variant jobs: create the rest only.
+        return (
+            Action::Resume,
+            Reason::Incomplete {
+                created: entry.jobs.len(),
+                expected: expected_jobs,
+            },
+        );
+    }
+    // Every job succeeded: check every variant's file.
+    for variant in 1..=shot.variants {
+        let found = entry.generations().find(|(_, g)| g.variant == variant);
+        let Some((job, generation)) = found else {
+            return (
+                Action::Render,
+                Reason::OutputMissing {
+                    path: shot.video_file_name(variant),
+                },
+            );
+        };
+        let Some(file) = &generation.file else {
+            return download_or_render(job.expires_at, now, shot.video_file_name(variant), false);
+        };
+        match check_file(&sb.dir, file, options.verify) {
+            FileState::Unchanged => {}
+            FileState::Missing => {
+                return download_or_render(job.expires_at, now, file.path.clone(), false);
+            }
+            FileState::Modified => {
+                return download_or_render(job.expires_at, now, file.path.clone(), true);
+            }
+        }
+    }
+    (Action::Fresh, Reason::UpToDate)
+}
+
+fn download_or_render(
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+    path: String,
+    modified: bool,
+) -> (Action, Reason) {
+    match expires_at {
+        Some(e) if e > now => {
+            let reason = if modified {
+                Reason::OutputModified { path }
+            } else {
+                Reason::OutputMissing { path }
+            };
+            (Action::Download, reason)
+        }
+        _ if modified => (Action::Render, Reason::OutputModified { path }),
+        _ => (Action::Render, Reason::Expired { path }),
+    }
+}
+
+/// Which recorded inputs differ, by name, from the request recorded in the lockfile.
+fn changed_fields(api: Api, shot: &Shot, entry: &ShotLock) -> Vec<String> {
+    let mut fields = Vec::new();
+    if entry.api != api {
+        fields.push("api".to_string());
+    }
+    if entry.model != shot.model {
+        fields.push("model".into());
+    }
+    let r = &entry.request;
+    let str_of = |k: &str| r.get(k).and_then(|v| v.as_str().map(str::to_string));
+    let num_of = |k: &str| {
+        r.get(k).and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+    };
+    if str_of("prompt").is_some_and(|p| p != shot.prompt) {
+        fields.push("prompt".into());
+    }
+    let recorded_size = match (num_of("width"), num_of("height"), str_of("size")) {
+        (Some(w), Some(h), _) => Some(format!("{w}x{h}")),
+        (_, _, s) => s,
+    };
+    if recorded_size.is_some_and(|s| s != shot.size.to_string()) {
+        fields.push("size".into());
+    }
+    if num_of("n_seconds")
+        .or_else(|| num_of("seconds"))
+        .is_some_and(|s| s != u64::from(shot.seconds))
+    {
+        fields.push("seconds".into());
+    }
+    let recorded_variants = match api {
+        Api::AzureJobs => num_of("n_variants"),
+        Api::OpenaiVideos => Some(entry.jobs.len() as u64).filter(|n| *n > 0),
+    };
+    if recorded_variants.is_some_and(|v| v != u64::from(shot.variants)) {
+        fields.push("variants".into());
+    }
+    if fields.is_empty() {
+        fields.push("render inputs".into());
+    }
+    fields
+}
+
+/// What the disk says about a recorded file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileState {
+    Unchanged,
+    Missing,
+    Modified,
+}
+
+/// Compares a file with its record: size, then mtime; sha256 when `verify` or mtime moved.
+pub fn check_file(dir: &Path, file: &FileLock, verify: bool) -> FileState {
+    let path = dir.join(&file.path);
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return FileState::Missing;
+    };
+    if !meta.is_file() {
+        return FileState::Missing;
+    }
+    if meta.len() != file.bytes {
+        return FileState::Modified;
+    }
+    if !verify && file.mtime_ns.is_some() && file.mtime_ns == mtime_ns(&meta) {
+        return FileState::Unchanged;
+    }
+    match sha256_file(&path) {
+        Ok(h) if h == file.sha256 => FileState::Unchanged,
+        Ok(_) => FileState::Modified,
+        Err(_) => FileState::Missing,
+    }
+}
+
+/// Modification time in nanoseconds since the Unix epoch.
+pub fn mtime_ns(meta: &std::fs::Metadata) -> Option<i128> {
+    let t = meta.modified().ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(d.as_nanos() as i128)
+}
+
+/// Lowercase hex sha256 of a file, read in chunks (memory stays flat).
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lockfile::{GenerationLock, JobLock};
+    use crate::manifest;
+
+    const SRC: &str = "version: 1\ndefaults:\n  size: 480x480\nshots:\n  - id: a\n    prompt: A cat.\n  - id: b\n    prompt: A dog.\n    tags: [dog]\n";
+
+    fn setup() -> (tempfile::TempDir, Storyboard) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shotlist.yaml");
+        std::fs::write(&path, SRC).unwrap();
+        let sb = manifest::load(&path).unwrap();
+        (dir, sb)
+    }
+
+    fn rendered(sb: &Storyboard, shot: &Shot, expires: i64) -> ShotLock {
+        let rel = format!("renders/{}.mp4", shot.id);
+        let abs = sb.dir.join(&rel);
+        std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
+        std::fs::write(&abs, shot.id.as_bytes()).unwrap();
+        let meta = std::fs::metadata(&abs).unwrap();
+        ShotLock {
+            input_hash: cache_key::input_hash(sb.api, shot),
+            api: sb.api,
+            endpoint: LOCAL_ENDPOINT.into(),
+            model: shot.model.clone(),
+            request: serde_json::json!({"prompt": shot.prompt, "width": 480, "height": 480, "n_seconds": 5, "n_variants": 1, "model": "sora"}),
+            jobs: vec![JobLock {
+                id: format!("task_{}", shot.id),
+                status: JobState::Succeeded,
+                service_status: None,
+                created_at: Timestamp::from_second(1000).unwrap(),
+                finished_at: None,
+                expires_at: Some(Timestamp::from_second(expires).unwrap()),
+                failure: None,
+                generations: vec![GenerationLock {
+                    id: "gen".into(),
+                    variant: 1,
+                    file: Some(FileLock {
+                        path: rel,
+                        sha256: sha256_file(&abs).unwrap(),
+                        bytes: meta.len(),
+                        mtime_ns: mtime_ns(&meta),
+                    }),
+                    thumbnail: None,
+                }],
+            }],
+        }
+    }
+
+    fn opts(now: i64) -> Options {
+        Options {
+            endpoint: LOCAL_ENDPOINT.into(),
+            now: Some(Timestamp::from_second(now).unwrap()),
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn new_then_fresh_then_changed() {
+        let (_d, sb) = setup();
+        let mut lock = Lockfile::new();
+        let p = plan(&sb, &lock, &opts(2000));
+        assert!(
+            p.shots
+                .iter()
+                .all(|s| s.action == Action::Render && s.reason == Reason::New)
+        );
+        assert_eq!((p.totals.jobs_to_create, p.totals.video_seconds), (2, 10));
+
+        for shot in &sb.shots {
+            lock.shots
+                .insert(shot.id.clone(), rendered(&sb, shot, 5000));
+        }
+        let p = plan(&sb, &lock, &opts(2000));
+        assert!(
+            p.shots.iter().all(|s| s.action == Action::Fresh),
+            "{:?}",
+            p.shots
+        );
+        assert_eq!(p.totals.jobs_to_create, 0);
+
+        let mut changed = sb.clone();
+        changed.shots[1].prompt = "A wolf.".into();
+        changed.shots[1].seconds = 7;
+        let p = plan(&changed, &lock, &opts(2000));
+        assert_eq!(p.shots[0].action, Action::Fresh);
+        assert_eq!(
+            p.shots[1].reason,
+            Reason::InputsChanged {
+                fields: vec!["prompt".into(), "seconds".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn missing_or_edited_outputs_download_until_expiry() {
+        let (_d, sb) = setup();
+        let mut lock = Lockfile::new();
+        for shot in &sb.shots {
+            lock.shots
+                .insert(shot.id.clone(), rendered(&sb, shot, 5000));
+        }
+        std::fs::remove_file(sb.dir.join("renders/a.mp4")).unwrap();
+        std::fs::write(sb.dir.join("renders/b.mp4"), b"B").unwrap(); // same size, new content
+        let p = plan(&sb, &lock, &opts(2000));
+        assert_eq!(p.shots[0].action, Action::Download);
+        assert_eq!(p.shots[1].action, Action::Download);
+        assert_eq!(
+            p.shots[1].reason,
+            Reason::OutputModified {
+                path: "renders/b.mp4".into()
+            }
+        );
+        let p = plan(&sb, &lock, &opts(6000));
+        assert_eq!(p.shots[0].action, Action::Render);
+        assert_eq!(
+            p.shots[0].reason,
+            Reason::Expired {
+                path: "renders/a.mp4".into()
+            }
+        );
+    }
+
+    #[test]
+    fn pending_jobs_resume_and_placeholders_are_not_fresh_for_real_endpoints() {
+        let (_d, sb) = setup();
+        let mut lock = Lockfile::new();
+        for shot in &sb.shots {
+            lock.shots
+                .insert(shot.id.clone(), rendered(&sb, shot, 5000));
+        }
+        lock.shots.get_mut("a").unwrap().jobs[0].status = JobState::Pending;
+        let p = plan(&sb, &lock, &opts(2000));
+        assert_eq!(p.shots[0].action, Action::Resume);
+        let real = Options {
+            endpoint: "example.openai.azure.com".into(),
+            ..opts(2000)
+        };
+        let p = plan(&sb, &lock, &real);
+        assert_eq!(p.shots[1].reason, Reason::Placeholder);
+    }
+
+    #[test]
+    fn selection_by_id_and_tag() {
+        let (_d, sb) = setup();
+        let lock = Lockfile::new();
+        let p = plan(
+            &sb,
+            &lock,
+            &Options {
+                tags: vec!["dog".into()],
+                ..opts(0)
+            },
+        );
+        assert_eq!(
+            p.shots.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+        let p = plan(
+            &sb,
+            &lock,
+            &Options {
+                only: vec!["a".into()],
+                force: true,
+                ..opts(0)
+            },
+        );
+        assert_eq!(p.shots[0].reason, Reason::Forced);
+    }
+}

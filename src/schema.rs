@@ -1,0 +1,246 @@
+//! The JSON Schema of the manifest, generated from Rust types plus the limits tables.
+//!
+//! The types below exist to describe the format to editors (through
+//! `# yaml-language-server: $schema=...`); `manifest.rs` does the real reading with
+//! located diagnostics. A test keeps the two in step (same keys), another keeps the
+//! committed `schemas/shotlist.schema.json` in step with this module.
+
+use schemars::{JsonSchema, generate::SchemaSettings};
+use serde_json::{Value, json};
+
+use crate::limits::{Api, ApiLimits, SecondsRule};
+use crate::manifest::MAX_ID_LEN;
+
+/// Where the committed schema lives, relative to the repository root.
+pub const SCHEMA_PATH: &str = "schemas/shotlist.schema.json";
+
+const NOT_EXPRESSIBLE: &str = "Rules JSON Schema cannot express, which `shotlist validate` also checks: \
+shot ids must be unique; the prompt limit counts the `style` appended to it; the per-size variant limit \
+and the `sora-2-pro`-only sizes also apply when `size`, `variants` or `model` come from `defaults`; \
+`prompt_file` must name a readable file.";
+
+/// A shotlist manifest: a storyboard of video shots to render.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, title = "shotlist manifest")]
+#[allow(dead_code)]
+struct Manifest {
+    /// Format version. Always 1.
+    #[schemars(range(min = 1, max = 1))]
+    version: u32,
+    /// Which service API the shots are for; decides the limits. Default: `azure-jobs`.
+    api: Option<Api>,
+    /// Folder for the videos, relative to the manifest, inside its folder. Default: `renders`.
+    #[schemars(regex(pattern = r"^(?!/)(?!.*(^|/)\.\.(/|$))(?!\s*$).+$"))]
+    output: Option<String>,
+    /// Values for every shot that does not set its own.
+    defaults: Option<Defaults>,
+    /// The shots, rendered in any order; each one's `id` names its output file.
+    #[schemars(length(min = 1))]
+    shots: Vec<ShotEntry>,
+}
+
+/// Values for every shot that does not set its own.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Defaults {
+    /// Model, or the Azure deployment name. API default: `sora` (azure-jobs), `sora-2` (openai-videos).
+    #[schemars(length(min = 1))]
+    model: Option<String>,
+    /// Frame size, `WIDTHxHEIGHT`.
+    size: Option<String>,
+    /// Duration in seconds. API default: 5 (azure-jobs), 4 (openai-videos).
+    seconds: Option<u32>,
+    /// How many takes of each shot. Default 1.
+    #[schemars(range(min = 1))]
+    variants: Option<u32>,
+    /// Text appended (on a new line) to every prompt, e.g. a look shared by the whole film.
+    /// A shot's own `style` replaces it; `style: ''` turns it off.
+    style: Option<String>,
+}
+
+/// One shot.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ShotEntry {
+    /// Unique name of the shot; names its files (`ID.mp4`, `ID-2.mp4`, ...).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    id: String,
+    /// What the shot shows: subject, action, camera, light.
+    #[schemars(regex(pattern = r"\S"))]
+    prompt: Option<String>,
+    /// A file holding the prompt, relative to the manifest (instead of `prompt`).
+    #[schemars(length(min = 1))]
+    prompt_file: Option<String>,
+    /// Frame size, `WIDTHxHEIGHT`.
+    size: Option<String>,
+    /// Duration in seconds.
+    seconds: Option<u32>,
+    /// How many takes. Default 1.
+    #[schemars(range(min = 1))]
+    variants: Option<u32>,
+    /// Model, or the Azure deployment name.
+    #[schemars(length(min = 1))]
+    model: Option<String>,
+    /// Replaces `defaults.style` for this shot; `''` for none.
+    style: Option<String>,
+    /// Labels to select shots with `--tag`.
+    tags: Option<Vec<Tag>>,
+}
+
+/// A label to select shots with.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct Tag(#[schemars(length(min = 1))] String);
+
+/// The manifest's JSON Schema (draft 2020-12), with every limit of both APIs.
+pub fn manifest_schema() -> Value {
+    // Absent, not null: the reader refuses `key: ~` for these fields.
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.option_add_null_type = false;
+    settings.option_nullable = false;
+    let generator = settings.into_generator();
+    let schema = generator.into_root_schema_for::<Manifest>();
+    let mut root = serde_json::to_value(schema).expect("schemas serialize");
+    debug_assert!(MAX_ID_LEN == 64, "update the id pattern");
+    let obj = root.as_object_mut().expect("root is an object");
+    obj.insert(
+        "$id".into(),
+        json!("https://shotlist.dev/schemas/shotlist.schema.json"),
+    );
+    let description = format!(
+        "{} {NOT_EXPRESSIBLE}",
+        obj.get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    );
+    obj.insert("description".into(), json!(description.trim()));
+    if let Some(shot) = obj
+        .get_mut("$defs")
+        .and_then(|d| d.get_mut("ShotEntry"))
+        .and_then(Value::as_object_mut)
+    {
+        shot.insert(
+            "oneOf".into(),
+            json!([{ "required": ["prompt"] }, { "required": ["prompt_file"] }]),
+        );
+    }
+    // `api` absent means azure-jobs, so azure-jobs is the `else` branch.
+    let openai = Api::OpenaiVideos.limits();
+    let azure = Api::AzureJobs.limits();
+    obj.insert(
+        "allOf".into(),
+        json!([{
+            "if": { "properties": { "api": { "const": "openai-videos" } }, "required": ["api"] },
+            "then": api_rules(openai),
+            "else": api_rules(azure),
+        }]),
+    );
+    root
+}
+
+/// The rules of one API, applied to `defaults` and to every shot.
+fn api_rules(l: &ApiLimits) -> Value {
+    let sizes: Vec<String> = l.sizes.iter().map(|r| r.size.to_string()).collect();
+    let seconds = match l.seconds {
+        SecondsRule::Range { min, max } => json!({ "minimum": min, "maximum": max }),
+        SecondsRule::OneOf(values) => json!({ "enum": values }),
+    };
+    let mut conditions = Vec::new();
+    let mut by_max: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    for r in l.sizes {
+        by_max
+            .entry(r.max_variants)
+            .or_default()
+            .push(r.size.to_string());
+    }
+    for (max, sizes) in &by_max {
+        if *max < l.max_variants_any_size() {
+            conditions.push(json!({
+                "if": { "properties": { "size": { "enum": sizes } }, "required": ["size", "variants"] },
+                "then": { "properties": { "variants": { "maximum": max } } },
+            }));
+        }
+    }
+    let pro: Vec<String> = l
+        .sizes
+        .iter()
+        .filter(|r| r.model_prefix.is_some())
+        .map(|r| r.size.to_string())
+        .collect();
+    if !pro.is_empty() {
+        conditions.push(json!({
+            "if": {
+                "properties": { "size": { "enum": pro }, "model": { "pattern": "^sora-2($|-2)" } },
+                "required": ["size", "model"],
+            },
+            "then": false,
+        }));
+    }
+    let common = |extra: Value| {
+        let mut props = json!({
+            "size": { "enum": sizes },
+            "seconds": seconds,
+            "variants": { "maximum": l.max_variants_any_size() },
+        });
+        if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        json!({ "properties": props, "allOf": conditions })
+    };
+    // An API without a default size needs one in `defaults` or in every shot.
+    let size_required = match l.default_size {
+        Some(_) => json!([]),
+        None => json!([{
+            "if": { "properties": { "defaults": { "required": ["size"] } }, "required": ["defaults"] },
+            "else": { "properties": { "shots": { "items": { "required": ["size"] } } } },
+        }]),
+    };
+    json!({
+        "allOf": size_required,
+        "properties": {
+            "defaults": common(json!({})),
+            "shots": { "items": common(json!({ "prompt": { "maxLength": l.prompt_max_chars } })) },
+        }
+    })
+}
+
+/// The schema as committed: pretty JSON with a trailing newline.
+pub fn manifest_schema_text() -> String {
+    let mut s = serde_json::to_string_pretty(&manifest_schema()).expect("schemas serialize");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{DEFAULTS_KEYS, SHOT_KEYS, TOP_KEYS};
+
+    fn keys(v: &Value) -> Vec<String> {
+        let mut k: Vec<String> = v["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        k.sort();
+        k
+    }
+
+    fn sorted(k: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn schema_and_reader_know_the_same_keys() {
+        let s = manifest_schema();
+        assert_eq!(keys(&s), sorted(TOP_KEYS));
+        assert_eq!(keys(&s["$defs"]["Defaults"]), sorted(DEFAULTS_KEYS));
+        assert_eq!(keys(&s["$defs"]["ShotEntry"]), sorted(SHOT_KEYS));
+        assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    }
+}

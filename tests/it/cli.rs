@@ -1,0 +1,116 @@
+//! The real binary, as a user runs it.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn shotlist() -> Command {
+    let mut cmd = Command::cargo_bin("shotlist").expect("binary is built");
+    cmd.env("NO_COLOR", "1")
+        .env_remove("AZURE_OPENAI_ENDPOINT")
+        .env_remove("OPENAI_BASE_URL");
+    cmd
+}
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+#[test]
+fn example_storyboard_is_valid() {
+    shotlist()
+        .args(["validate"])
+        .arg(repo("examples/storyboard.yaml"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("valid, 8 shots"));
+}
+
+#[test]
+fn validate_reports_every_problem_with_location_and_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("shotlist.yaml");
+    std::fs::write(&m, "version: 1\nshots:\n  - id: a\n    prompt: x\n    size: 1x1\n  - id: a\n    prompt: y\n    size: 480x480\n    seconds: 0\n").unwrap();
+    shotlist()
+        .current_dir(dir.path())
+        .arg("validate")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("shotlist.yaml:5:11"))
+        .stderr(predicate::str::contains("unsupported size `1x1`"))
+        .stderr(predicate::str::contains("duplicate shot id `a`"))
+        .stderr(predicate::str::contains("0 seconds is out of range"))
+        .stderr(predicate::str::contains("has 3 problems"));
+}
+
+#[test]
+fn validate_json_is_machine_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.yaml");
+    std::fs::write(
+        &m,
+        "version: 1\nshots:\n  - id: a\n    prompt: x\n    sise: 480x480\n",
+    )
+    .unwrap();
+    let out = shotlist()
+        .arg("validate")
+        .arg(&m)
+        .args(["--format", "json"])
+        .assert()
+        .code(3)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["valid"], false);
+    let d = v["diagnostics"].as_array().unwrap();
+    let unknown = d
+        .iter()
+        .find(|d| d["message"].as_str().unwrap().contains("sise"))
+        .unwrap();
+    assert_eq!(
+        (unknown["line"].as_u64(), unknown["column"].as_u64()),
+        (Some(5), Some(5))
+    );
+    assert_eq!(unknown["help"], "did you mean `size`?");
+}
+
+#[test]
+fn missing_manifest_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    shotlist()
+        .current_dir(dir.path())
+        .arg("plan")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("failed to read `shotlist.yaml`"));
+}
+
+#[test]
+fn plan_lists_actions_and_totals() {
+    shotlist()
+        .arg("plan")
+        .arg(repo("examples/storyboard.yaml"))
+        .args(["--local", "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"jobs_to_create\": 8"));
+    shotlist()
+        .arg("plan")
+        .arg(repo("examples/storyboard.yaml"))
+        .args(["--local", "logbok"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("did you mean `logbook`?"));
+}
+
+#[test]
+fn schema_command_prints_the_committed_schema() {
+    let committed = std::fs::read_to_string(repo("schemas/shotlist.schema.json")).unwrap();
+    shotlist()
+        .arg("schema")
+        .assert()
+        .success()
+        .stdout(committed);
+}
