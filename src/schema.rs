@@ -96,13 +96,10 @@ struct Tag(#[schemars(length(min = 1))] String);
 
 /// The manifest's JSON Schema (draft 2020-12), with every limit of both APIs.
 pub fn manifest_schema() -> Value {
-    // Absent, not null: the reader refuses `key: ~` for these fields.
-    let mut settings = SchemaSettings::draft2020_12();
-    settings.option_add_null_type = false;
-    settings.option_nullable = false;
-    let generator = settings.into_generator();
+    let generator = SchemaSettings::draft2020_12().into_generator();
     let schema = generator.into_root_schema_for::<Manifest>();
     let mut root = serde_json::to_value(schema).expect("schemas serialize");
+    drop_null_types(&mut root);
     debug_assert!(MAX_ID_LEN == 64, "update the id pattern");
     let obj = root.as_object_mut().expect("root is an object");
     obj.insert(
@@ -138,6 +135,25 @@ pub fn manifest_schema() -> Value {
         }]),
     );
     root
+}
+
+/// Optional keys are absent, never null: the reader refuses `key: ~`, so the schema must
+/// too. schemars writes `Option<T>` as `[T, "null"]`; keep only `T`.
+fn drop_null_types(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".into(), only);
+                }
+            }
+            map.values_mut().for_each(drop_null_types);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_null_types),
+        _ => {}
+    }
 }
 
 /// The rules of one API, applied to `defaults` and to every shot.
