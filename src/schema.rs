@@ -149,6 +149,15 @@ fn drop_null_types(v: &mut Value) {
                     map.insert("type".into(), only);
                 }
             }
+            if let Some(Value::Array(options)) = map.get_mut("anyOf") {
+                options.retain(|o| o.get("type").is_none_or(|t| t != "null"));
+                if options.len() == 1
+                    && let Value::Object(only) = options.remove(0)
+                {
+                    map.remove("anyOf");
+                    map.extend(only);
+                }
+            }
             map.values_mut().for_each(drop_null_types);
         }
         Value::Array(items) => items.iter_mut().for_each(drop_null_types),
