@@ -7,3 +7,4 @@ pub mod cli;
 pub mod emulator;
 pub mod exit_codes;
 pub mod limits;
+pub mod pacer;
