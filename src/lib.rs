@@ -3,7 +3,9 @@
 //! Data flows one way: manifest → validated shots → plan → scheduler → lockfile + files.
 //! See `ARCHITECTURE.md` for the map.
 
+pub mod api;
 pub mod cli;
+pub mod download;
 pub mod emulator;
 pub mod exit_codes;
 pub mod limits;
