@@ -90,7 +90,7 @@ pub fn server_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 /// seconds; the `-ms` headers divide by 1000 afterwards.
 fn parse_seconds(s: &str) -> Option<Duration> {
     let v: f64 = s.parse().ok()?;
-    (v.is_finite() && v >= 0.0 && v < 1e9).then(|| Duration::from_secs_f64(v))
+    (0.0..1e9).contains(&v).then(|| Duration::from_secs_f64(v))
 }
 
 #[cfg(test)]

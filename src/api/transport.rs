@@ -92,10 +92,9 @@ impl Transport {
         Fut: Future<Output = reqwest::Result<T>>,
     {
         let since_unix = unix_now() - CLOCK_SKEW_ALLOWANCE_SECS;
-        let body = match call.json {
-            Some(v) => Some(serde_json::to_vec(v).expect("a JSON value always serializes")),
-            None => None,
-        };
+        let body = call
+            .json
+            .map(|v| serde_json::to_vec(v).expect("a JSON value always serializes"));
         let mut attempt = 0;
         loop {
             self.pacer.acquire().await;
