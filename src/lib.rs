@@ -3,17 +3,22 @@
 //! Data flows one way: manifest → validated shots → plan → scheduler → lockfile + files.
 //! See `ARCHITECTURE.md` for the map.
 
+pub mod api;
 pub mod atomic_write;
 pub mod cache_key;
 pub mod cli;
 pub mod diagnostic;
+pub mod download;
 pub mod emulator;
 pub mod endpoint;
 pub mod exit_codes;
 pub mod limits;
 pub mod lockfile;
 pub mod manifest;
+pub mod pacer;
 pub mod plan;
+pub mod recorder;
+pub mod reporter;
 pub mod schema;
 pub mod shot;
 pub mod yaml;

@@ -1,0 +1,220 @@
+//! The Azure OpenAI video generation *jobs* protocol (model `sora`, preview).
+//!
+//! Base `{endpoint}/openai/v1`, `api-version=preview` on every call, jobs under
+//! `/video/generations/jobs`, content per *generation* (one job, `n_variants` videos).
+//! Wire types stay private to this file; callers see [`Job`]. This module must never
+//! retry or pace by itself (the transport does) nor guess a size or duration (limits.rs).
+
+use reqwest::{Method, Url};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{ApiError, Result};
+use super::job::{Failure, Job, JobRequest, JobStatus, PollHint};
+use super::transport::{Call, Transport};
+use super::{endpoint_url, parse_json, poll_hint};
+use crate::limits::Size;
+
+/// Every call carries it: the jobs API exists only in the preview version.
+const API_VERSION: (&str, &str) = ("api-version", "preview");
+/// Page size for `list_recent`, and how many pages to read at most: enough for a day of
+/// a busy resource, bounded so a service ignoring `after` cannot loop us forever.
+const LIST_PAGE: &str = "50";
+const LIST_MAX_PAGES: usize = 20;
+
+#[derive(Clone, Debug)]
+pub struct AzureClient {
+    pub(crate) transport: Transport,
+    pub(crate) base: Url,
+}
+
+/// `VideoGenerationJob`.
+#[derive(Deserialize)]
+struct WireJob {
+    id: String,
+    status: String,
+    created_at: i64,
+    finished_at: Option<i64>,
+    expires_at: Option<i64>,
+    #[serde(default)]
+    generations: Vec<WireGeneration>,
+    prompt: Option<String>,
+    model: Option<String>,
+    n_seconds: Option<u32>,
+    width: Option<u32>,
+    height: Option<u32>,
+    failure_reason: Option<String>,
+    /// Not in the spec; read when a service adds it.
+    progress: Option<f64>,
+}
+
+/// `VideoGeneration` (only its id matters here).
+#[derive(Deserialize)]
+struct WireGeneration {
+    id: String,
+}
+
+/// `VideoGenerationJobList`.
+#[derive(Deserialize)]
+struct WireList {
+    data: Vec<WireJob>,
+    #[serde(default)]
+    has_more: bool,
+    last_id: Option<String>,
+}
+
+impl WireJob {
+    fn into_job(self) -> Job {
+        let status = JobStatus::from_wire(&self.status);
+        let failure =
+            (status == JobStatus::Failed || self.failure_reason.is_some()).then(|| Failure {
+                message: self
+                    .failure_reason
+                    .as_deref()
+                    .and_then(failure_text)
+                    .map(str::to_owned),
+                code: self.failure_reason,
+                revised_prompt: None,
+            });
+        Job {
+            id: self.id,
+            status,
+            status_raw: self.status,
+            progress: self.progress.map(|p| p.clamp(0.0, 100.0) as u8),
+            created_at: self.created_at,
+            finished_at: self.finished_at,
+            expires_at: self.expires_at,
+            generations: self.generations.into_iter().map(|g| g.id).collect(),
+            failure,
+            prompt: self.prompt,
+            model: self.model,
+            size: self.width.zip(self.height).map(|(w, h)| Size::new(w, h)),
+            seconds: self.n_seconds,
+            request: None,
+        }
+    }
+}
+
+/// The documented `failure_reason` values, in words.
+fn failure_text(reason: &str) -> Option<&'static str> {
+    match reason {
+        "input_moderation" => Some("the prompt was blocked by content moderation"),
+        "internal_error" => Some("the service failed while generating the video"),
+        _ => None,
+    }
+}
+
+impl AzureClient {
+    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut q = vec![API_VERSION];
+        q.extend_from_slice(query);
+        endpoint_url(&self.base, segments, &q)
+    }
+
+    /// `CreateVideoGenerationRequest`, JSON.
+    pub fn request_body(req: &JobRequest) -> serde_json::Value {
+        json!({
+            "prompt": req.prompt,
+            "width": req.size.width,
+            "height": req.size.height,
+            "n_seconds": req.seconds,
+            "n_variants": req.variants,
+            "model": req.model,
+        })
+    }
+
+    pub async fn create(&self, req: &JobRequest) -> Result<Job> {
+        let body = Self::request_body(req);
+        let call = Call {
+            method: Method::POST,
+            url: self.url(&["video", "generations", "jobs"], &[]),
+            json: Some(&body),
+            what: "new job",
+            create: true,
+        };
+        let answer = self.transport.fetch(&call).await?;
+        let mut job = parse_json::<WireJob>(&answer.body, "the created job")?.into_job();
+        job.request = Some(body);
+        Ok(job)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<(Job, PollHint)> {
+        let what = format!("job `{id}`");
+        let call = Call {
+            method: Method::GET,
+            url: self.url(&["video", "generations", "jobs", id], &[]),
+            json: None,
+            what: &what,
+            create: false,
+        };
+        let answer = self.transport.fetch(&call).await?;
+        let job = parse_json::<WireJob>(&answer.body, &what)?.into_job();
+        Ok((job, poll_hint(&answer.headers)))
+    }
+
+    /// Jobs created at or after `since_unix`, newest first, following `after` cursors.
+    pub async fn list_recent(&self, since_unix: i64) -> Result<Vec<Job>> {
+        let mut jobs = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..LIST_MAX_PAGES {
+            let mut query = vec![("limit", LIST_PAGE)];
+            if let Some(a) = after.as_deref() {
+                query.push(("after", a));
+            }
+            let call = Call {
+                method: Method::GET,
+                url: self.url(&["video", "generations", "jobs"], &query),
+                json: None,
+                what: "job list",
+                create: false,
+            };
+            let answer = self.transport.fetch(&call).await?;
+            let page = parse_json::<WireList>(&answer.body, "the job list")?;
+            let reached_older = page.data.iter().any(|j| j.created_at < since_unix);
+            let next = page
+                .last_id
+                .clone()
+                .or_else(|| page.data.last().map(|j| j.id.clone()));
+            let more = page.has_more && !page.data.is_empty();
+            jobs.extend(
+                page.data
+                    .into_iter()
+                    .filter(|j| j.created_at >= since_unix)
+                    .map(WireJob::into_job),
+            );
+            if !more || reached_older || next == after {
+                break;
+            }
+            after = next;
+        }
+        Ok(jobs)
+    }
+
+    /// Deletes a job (204). A job already gone is not an error: the goal is reached.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        let what = format!("job `{id}`");
+        let call = Call {
+            method: Method::DELETE,
+            url: self.url(&["video", "generations", "jobs", id], &[]),
+            json: None,
+            what: &what,
+            create: false,
+        };
+        match self.transport.fetch(&call).await {
+            Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The URL of generation `index`'s video or thumbnail (`kind`: `video`, `thumbnail`).
+    pub(crate) fn content_url(&self, job: &Job, index: usize, kind: &str) -> Result<Url> {
+        let generation = job.generations.get(index).ok_or_else(|| ApiError::Config {
+            message: format!(
+                "job `{}` has {} generation(s), not a generation {index}",
+                job.id,
+                job.generations.len()
+            ),
+        })?;
+        Ok(self.url(&["video", "generations", generation, "content", kind], &[]))
+    }
+}

@@ -1,0 +1,144 @@
+//! The one view of a generation job that the scheduler sees, whichever protocol made it.
+//!
+//! Protocol modules translate their wire types into these; nothing here knows a path or
+//! a header. Status words differ between the APIs (`succeeded` vs `completed`); the raw
+//! word is kept for display, the [`JobStatus`] is what code branches on.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::limits::Size;
+
+/// What to generate: one shot's request, before protocol encoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRequest {
+    pub prompt: String,
+    /// The model, or on Azure the deployment name.
+    pub model: String,
+    pub size: Size,
+    pub seconds: u32,
+    /// Variants in this one job. Must be 1 where `Client::variants_per_job` is false.
+    pub variants: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    Queued,
+    /// `preprocessing`, `running`, `processing` (Azure), `in_progress` (OpenAI).
+    Running,
+    /// `succeeded` (Azure), `completed` (OpenAI).
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    /// Maps a status word of either API. Unknown words count as running: a new
+    /// intermediate state must not end a job early, and polling will see the end.
+    pub fn from_wire(s: &str) -> JobStatus {
+        match s {
+            "queued" | "pending" => JobStatus::Queued,
+            "succeeded" | "completed" => JobStatus::Succeeded,
+            "failed" => JobStatus::Failed,
+            "cancelled" | "canceled" => JobStatus::Cancelled,
+            _ => JobStatus::Running,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        })
+    }
+}
+
+/// Why a job failed, in the service's words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub revised_prompt: Option<String>,
+}
+
+/// A job as last seen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: String,
+    pub status: JobStatus,
+    /// The service's own status word (`preprocessing`, `in_progress`, ...).
+    pub status_raw: String,
+    /// Percent, when the service reports it (OpenAI).
+    pub progress: Option<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    /// After this the job and its content are gone.
+    pub expires_at: Option<i64>,
+    /// What can be downloaded, by index: Azure generation ids; on OpenAI, the video's own
+    /// id once it completed (one video per job).
+    pub generations: Vec<String>,
+    pub failure: Option<Failure>,
+    /// What the job says it was asked for, to reconcile a lost create.
+    pub prompt: Option<String>,
+    pub model: Option<String>,
+    pub size: Option<Size>,
+    pub seconds: Option<u32>,
+    /// The request body exactly as sent; set only on the result of `create`, for the
+    /// lockfile.
+    pub request: Option<serde_json::Value>,
+}
+
+impl Job {
+    /// Whether this job could be the one `req` created (used after `CreateOutcomeUnknown`).
+    /// Fields the service did not echo are not held against it.
+    pub fn matches(&self, req: &JobRequest) -> bool {
+        self.prompt.as_deref().is_none_or(|p| p == req.prompt)
+            && self.model.as_deref().is_none_or(|m| m == req.model)
+            && self.size.is_none_or(|s| s == req.size)
+            && self.seconds.is_none_or(|s| s == req.seconds)
+    }
+}
+
+/// When to poll a job again, if the server said.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollHint {
+    /// From `openai-poll-after-ms` or `Retry-After` on the job response.
+    pub after: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_words_of_both_apis() {
+        for (w, s) in [
+            ("queued", JobStatus::Queued),
+            ("preprocessing", JobStatus::Running),
+            ("running", JobStatus::Running),
+            ("processing", JobStatus::Running),
+            ("in_progress", JobStatus::Running),
+            ("succeeded", JobStatus::Succeeded),
+            ("completed", JobStatus::Succeeded),
+            ("failed", JobStatus::Failed),
+            ("cancelled", JobStatus::Cancelled),
+            ("something_new", JobStatus::Running),
+        ] {
+            assert_eq!(JobStatus::from_wire(w), s, "{w}");
+        }
+        assert!(JobStatus::Cancelled.is_terminal() && !JobStatus::Running.is_terminal());
+    }
+}

@@ -1,0 +1,219 @@
+//! The OpenAI-style videos protocol (`/v1/videos`, Sora 2 on OpenAI, Azure and proxies).
+//!
+//! One job is one video: N variants are N creates (the scheduler's job). `seconds` and
+//! `size` are strings on the wire. Wire types stay private to this file; callers see
+//! [`Job`]. This module must never retry or pace by itself (the transport does).
+
+use reqwest::{Method, Url};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{ApiError, Result};
+use super::job::{Failure, Job, JobRequest, JobStatus, PollHint};
+use super::transport::{Call, Transport};
+use super::{endpoint_url, parse_json, poll_hint};
+use crate::limits::Size;
+
+const LIST_PAGE: &str = "100";
+/// Bounded so a service ignoring `after` cannot loop us forever.
+const LIST_MAX_PAGES: usize = 20;
+
+#[derive(Clone, Debug)]
+pub struct OpenAiClient {
+    pub(crate) transport: Transport,
+    pub(crate) base: Url,
+}
+
+/// `VideoResource`. Fields the spec marks required are optional here: proxies omit some.
+#[derive(Deserialize)]
+struct WireVideo {
+    id: String,
+    status: String,
+    progress: Option<f64>,
+    created_at: i64,
+    completed_at: Option<i64>,
+    expires_at: Option<i64>,
+    prompt: Option<String>,
+    model: Option<String>,
+    size: Option<String>,
+    /// A string per the spec; some compatible services send a number.
+    seconds: Option<serde_json::Value>,
+    error: Option<WireError>,
+}
+
+#[derive(Deserialize)]
+struct WireError {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireList {
+    data: Vec<WireVideo>,
+    #[serde(default)]
+    has_more: bool,
+    last_id: Option<String>,
+}
+
+impl WireVideo {
+    fn into_job(self) -> Job {
+        let status = JobStatus::from_wire(&self.status);
+        let seconds = match &self.seconds {
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            Some(serde_json::Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            _ => None,
+        };
+        let failure = self.error.map(|e| Failure {
+            code: e.code,
+            message: e.message,
+            revised_prompt: None,
+        });
+        let failure = failure.or_else(|| {
+            (status == JobStatus::Failed).then_some(Failure {
+                code: None,
+                message: None,
+                revised_prompt: None,
+            })
+        });
+        Job {
+            generations: if status == JobStatus::Succeeded {
+                vec![self.id.clone()]
+            } else {
+                Vec::new()
+            },
+            id: self.id,
+            status,
+            status_raw: self.status,
+            progress: self.progress.map(|p| p.clamp(0.0, 100.0) as u8),
+            created_at: self.created_at,
+            finished_at: self.completed_at,
+            expires_at: self.expires_at,
+            failure,
+            prompt: self.prompt,
+            model: self.model,
+            size: self.size.as_deref().and_then(Size::parse),
+            seconds,
+            request: None,
+        }
+    }
+}
+
+impl OpenAiClient {
+    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        endpoint_url(&self.base, segments, query)
+    }
+
+    /// `CreateVideoJsonBody`.
+    pub fn request_body(req: &JobRequest) -> serde_json::Value {
+        json!({
+            "prompt": req.prompt,
+            "model": req.model,
+            "size": req.size.to_string(),
+            "seconds": req.seconds.to_string(),
+        })
+    }
+
+    pub async fn create(&self, req: &JobRequest) -> Result<Job> {
+        if req.variants != 1 {
+            return Err(ApiError::Config {
+                message: format!(
+                    "the videos API makes one video per job; create {} jobs instead of one with `variants: {}`",
+                    req.variants, req.variants
+                ),
+            });
+        }
+        let body = Self::request_body(req);
+        let call = Call {
+            method: Method::POST,
+            url: self.url(&["videos"], &[]),
+            json: Some(&body),
+            what: "new video",
+            create: true,
+        };
+        let answer = self.transport.fetch(&call).await?;
+        let mut job = parse_json::<WireVideo>(&answer.body, "the created video")?.into_job();
+        job.request = Some(body);
+        Ok(job)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<(Job, PollHint)> {
+        let what = format!("video `{id}`");
+        let call = Call {
+            method: Method::GET,
+            url: self.url(&["videos", id], &[]),
+            json: None,
+            what: &what,
+            create: false,
+        };
+        let answer = self.transport.fetch(&call).await?;
+        let job = parse_json::<WireVideo>(&answer.body, &what)?.into_job();
+        Ok((job, poll_hint(&answer.headers)))
+    }
+
+    /// Videos created at or after `since_unix`, newest first.
+    pub async fn list_recent(&self, since_unix: i64) -> Result<Vec<Job>> {
+        let mut jobs = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..LIST_MAX_PAGES {
+            let mut query = vec![("limit", LIST_PAGE), ("order", "desc")];
+            if let Some(a) = after.as_deref() {
+                query.push(("after", a));
+            }
+            let call = Call {
+                method: Method::GET,
+                url: self.url(&["videos"], &query),
+                json: None,
+                what: "video list",
+                create: false,
+            };
+            let answer = self.transport.fetch(&call).await?;
+            let page = parse_json::<WireList>(&answer.body, "the video list")?;
+            let reached_older = page.data.iter().any(|j| j.created_at < since_unix);
+            let next = page
+                .last_id
+                .clone()
+                .or_else(|| page.data.last().map(|j| j.id.clone()));
+            let more = page.has_more && !page.data.is_empty();
+            jobs.extend(
+                page.data
+                    .into_iter()
+                    .filter(|j| j.created_at >= since_unix)
+                    .map(WireVideo::into_job),
+            );
+            if !more || reached_older || next == after {
+                break;
+            }
+            after = next;
+        }
+        Ok(jobs)
+    }
+
+    /// Deletes a video. One already gone is not an error: the goal is reached.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        let what = format!("video `{id}`");
+        let call = Call {
+            method: Method::DELETE,
+            url: self.url(&["videos", id], &[]),
+            json: None,
+            what: &what,
+            create: false,
+        };
+        match self.transport.fetch(&call).await {
+            Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `variant`: `video` or `thumbnail`. One video per job: `index` must be 0.
+    pub(crate) fn content_url(&self, job: &Job, index: usize, variant: &str) -> Result<Url> {
+        if index != 0 {
+            return Err(ApiError::Config {
+                message: format!(
+                    "video `{}` has one generation, not a generation {index}",
+                    job.id
+                ),
+            });
+        }
+        Ok(self.url(&["videos", &job.id, "content"], &[("variant", variant)]))
+    }
+}

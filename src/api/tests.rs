@@ -1,0 +1,790 @@
+//! Both protocols against a scripted mock server on `127.0.0.1:0`: exact paths, queries,
+//! headers and bodies, and exact fault sequences (each request takes the next canned
+//! answer). Real time, short delays: a paused tokio clock would also fire reqwest's own
+//! timeouts while the runtime waits on sockets.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::limits::Size;
+
+struct Canned {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    delay: Duration,
+}
+
+fn reply(status: u16, body: Value) -> Canned {
+    Canned {
+        status,
+        headers: vec![("content-type", "application/json".into())],
+        body: body.to_string().into_bytes(),
+        delay: Duration::ZERO,
+    }
+}
+
+fn raw(status: u16, content_type: &str, body: &[u8]) -> Canned {
+    Canned {
+        status,
+        headers: vec![("content-type", content_type.into())],
+        body: body.to_vec(),
+        delay: Duration::ZERO,
+    }
+}
+
+impl Canned {
+    fn header(mut self, name: &'static str, value: &str) -> Canned {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn after(mut self, delay: Duration) -> Canned {
+        self.delay = delay;
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    at: Instant,
+}
+
+impl Seen {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+#[derive(Clone, Default)]
+struct Mock {
+    script: Arc<Mutex<VecDeque<Canned>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Mock {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Vec<Seen>> {
+        self.seen.lock().unwrap()
+    }
+}
+
+async fn handle(State(mock): State<Mock>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    mock.seen.lock().unwrap().push(Seen {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers: parts.headers,
+        body,
+        at: Instant::now(),
+    });
+    let next = mock.script.lock().unwrap().pop_front();
+    let canned =
+        next.unwrap_or_else(|| reply(599, json!({"error": {"message": "script exhausted"}})));
+    tokio::time::sleep(canned.delay).await;
+    let mut resp = Response::builder().status(canned.status);
+    for (k, v) in &canned.headers {
+        resp = resp.header(*k, v);
+    }
+    resp.body(Body::from(canned.body)).unwrap()
+}
+
+/// Serves `script` in order; returns the server's origin (`http://127.0.0.1:PORT`).
+async fn mock(script: Vec<Canned>) -> (String, Mock) {
+    let mock = Mock {
+        script: Arc::new(Mutex::new(script.into())),
+        ..Mock::default()
+    };
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(mock.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), mock)
+}
+
+const AZURE_KEY: &str = "azure-key-0123456789";
+const OPENAI_KEY: &str = "sk-openai-0123456789";
+
+fn fast_options() -> ClientOptions {
+    ClientOptions {
+        retry: RetryPolicy {
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(40),
+            max_attempts: 4,
+            ..RetryPolicy::default()
+        },
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(5),
+    }
+}
+
+fn azure_client(origin: &str, options: &ClientOptions) -> Client {
+    let auth = Auth::ApiKey {
+        key: Secret::new(AZURE_KEY),
+        header: KeyHeader::ApiKey,
+        source: "AZURE_OPENAI_API_KEY".into(),
+    };
+    let endpoint = Endpoint::azure(Api::AzureJobs, origin, auth).unwrap();
+    Client::new(
+        endpoint,
+        Arc::new(Pacer::new(1000, Duration::from_secs(60))),
+        options,
+    )
+    .unwrap()
+}
+
+fn openai_client(origin: &str, options: &ClientOptions) -> Client {
+    let auth = Auth::ApiKey {
+        key: Secret::new(OPENAI_KEY),
+        header: KeyHeader::Bearer,
+        source: "OPENAI_API_KEY".into(),
+    };
+    let endpoint = Endpoint::new(Api::OpenaiVideos, &format!("{origin}/v1"), auth).unwrap();
+    Client::new(
+        endpoint,
+        Arc::new(Pacer::new(1000, Duration::from_secs(60))),
+        options,
+    )
+    .unwrap()
+}
+
+fn azure_job(id: &str, status: &str, generations: &[&str]) -> Value {
+    json!({
+        "object": "video.generation.job", "id": id, "status": status,
+        "created_at": 1_750_000_000, "finished_at": null, "expires_at": 1_750_086_400,
+        "generations": generations.iter().map(|g| json!({
+            "object": "video.generation", "id": g, "job_id": id, "created_at": 1_750_000_100,
+            "width": 1280, "height": 720, "n_seconds": 5, "prompt": "a red fox"
+        })).collect::<Vec<_>>(),
+        "prompt": "a red fox", "model": "sora", "n_variants": 2, "n_seconds": 5,
+        "height": 720, "width": 1280, "failure_reason": null
+    })
+}
+
+fn openai_video(id: &str, status: &str, progress: u8) -> Value {
+    json!({
+        "id": id, "object": "video", "model": "sora-2", "status": status, "progress": progress,
+        "created_at": 1_750_000_000, "completed_at": null, "expires_at": 1_750_086_400,
+        "prompt": "a red fox", "size": "1280x720", "seconds": "4",
+        "remixed_from_video_id": null, "error": null
+    })
+}
+
+fn fox(variants: u32, seconds: u32) -> JobRequest {
+    JobRequest {
+        prompt: "a red fox".into(),
+        model: "sora".into(),
+        size: Size::new(1280, 720),
+        seconds,
+        variants,
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn azure_jobs_protocol_paths_query_headers_and_bodies() {
+    let (origin, mock) = mock(vec![
+        reply(200, azure_job("task_1", "queued", &[])),
+        reply(200, azure_job("task_1", "succeeded", &["gen_a", "gen_b"])).header("retry-after", "3"),
+        reply(200, json!({"object": "list", "data": [azure_job("task_2", "running", &[]), azure_job("task_1", "succeeded", &[])], "has_more": false})),
+        Canned { status: 204, headers: vec![], body: vec![], delay: Duration::ZERO },
+    ])
+    .await;
+    let client = azure_client(&origin, &fast_options());
+    assert!(client.variants_per_job());
+
+    let job = client.create(&fox(2, 5)).await.unwrap();
+    assert_eq!(
+        (job.id.as_str(), job.status, job.status_raw.as_str()),
+        ("task_1", JobStatus::Queued, "queued")
+    );
+    let expected = json!({"prompt": "a red fox", "width": 1280, "height": 720, "n_seconds": 5, "n_variants": 2, "model": "sora"});
+    assert_eq!(job.request.as_ref(), Some(&expected));
+
+    let (job, hint) = client.get("task_1").await.unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded);
+    assert_eq!(job.generations, ["gen_a", "gen_b"]);
+    assert_eq!(job.expires_at, Some(1_750_086_400));
+    assert_eq!(hint.after, Some(Duration::from_secs(3)));
+    assert!(job.matches(&fox(2, 5)) && !job.matches(&fox(2, 6)));
+
+    let jobs = client.list_recent(1_749_999_000).await.unwrap();
+    assert_eq!(
+        jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        ["task_2", "task_1"]
+    );
+    client.delete("task_1").await.unwrap();
+
+    let seen = mock.seen();
+    let calls: Vec<_> = seen
+        .iter()
+        .map(|s| (s.method.as_str(), s.path.as_str(), s.query.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (
+                "POST",
+                "/openai/v1/video/generations/jobs",
+                "api-version=preview"
+            ),
+            (
+                "GET",
+                "/openai/v1/video/generations/jobs/task_1",
+                "api-version=preview"
+            ),
+            (
+                "GET",
+                "/openai/v1/video/generations/jobs",
+                "api-version=preview&limit=50"
+            ),
+            (
+                "DELETE",
+                "/openai/v1/video/generations/jobs/task_1",
+                "api-version=preview"
+            ),
+        ]
+    );
+    assert_eq!(seen[0].json(), expected);
+    assert_eq!(seen[0].header("content-type"), Some("application/json"));
+    for s in seen.iter() {
+        assert_eq!(s.header("api-key"), Some(AZURE_KEY));
+        assert_eq!(s.header("authorization"), None);
+        assert_eq!(
+            s.header("user-agent"),
+            Some(concat!("shotlist/", env!("CARGO_PKG_VERSION")))
+        );
+    }
+    assert_eq!(client.pacer().requests(), 4);
+}
+
+#[tokio::test]
+async fn openai_videos_protocol_paths_query_headers_and_bodies() {
+    let (origin, mock) = mock(vec![
+        reply(200, openai_video("video_1", "queued", 0)),
+        reply(200, openai_video("video_1", "in_progress", 42)).header("openai-poll-after-ms", "1500"),
+        reply(200, openai_video("video_1", "completed", 100)),
+        reply(200, json!({"object": "list", "data": [openai_video("video_1", "completed", 100)], "first_id": "video_1", "last_id": "video_1", "has_more": false})),
+        reply(200, json!({"id": "video_1", "object": "video.deleted", "deleted": true})),
+    ])
+    .await;
+    let client = openai_client(&origin, &fast_options());
+    assert!(!client.variants_per_job());
+    let req = JobRequest {
+        model: "sora-2".into(),
+        ..fox(1, 4)
+    };
+
+    let job = client.create(&req).await.unwrap();
+    assert_eq!(job.status, JobStatus::Queued);
+    assert!(job.generations.is_empty());
+    let (job, hint) = client.get("video_1").await.unwrap();
+    assert_eq!(
+        (job.status, job.progress, hint.after),
+        (
+            JobStatus::Running,
+            Some(42),
+            Some(Duration::from_millis(1500))
+        )
+    );
+    let (job, hint) = client.get("video_1").await.unwrap();
+    assert_eq!(
+        (job.status, job.status_raw.as_str(), hint.after),
+        (JobStatus::Succeeded, "completed", None)
+    );
+    assert_eq!(job.generations, ["video_1"]);
+    assert!(job.matches(&req));
+    assert_eq!(client.list_recent(1_749_999_000).await.unwrap().len(), 1);
+    client.delete("video_1").await.unwrap();
+
+    let seen = mock.seen();
+    let calls: Vec<_> = seen
+        .iter()
+        .map(|s| (s.method.as_str(), s.path.as_str(), s.query.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("POST", "/v1/videos", ""),
+            ("GET", "/v1/videos/video_1", ""),
+            ("GET", "/v1/videos/video_1", ""),
+            ("GET", "/v1/videos", "limit=100&order=desc"),
+            ("DELETE", "/v1/videos/video_1", ""),
+        ]
+    );
+    assert_eq!(
+        seen[0].json(),
+        json!({"prompt": "a red fox", "model": "sora-2", "size": "1280x720", "seconds": "4"})
+    );
+    for s in seen.iter() {
+        assert_eq!(
+            s.header("authorization"),
+            Some(format!("Bearer {OPENAI_KEY}").as_str())
+        );
+        assert_eq!(s.header("api-key"), None);
+    }
+}
+
+#[tokio::test]
+async fn openai_refuses_several_variants_in_one_job() {
+    let (origin, mock) = mock(vec![]).await;
+    let err = openai_client(&origin, &fast_options())
+        .create(&fox(2, 4))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::Config { .. }), "{err:?}");
+    assert!(mock.seen().is_empty());
+}
+
+#[tokio::test]
+async fn downloads_use_the_content_paths_and_hash_what_was_written() {
+    let video = (0..200_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>();
+    let (origin, mock) = mock(vec![
+        raw(200, "video/mp4", &video),
+        raw(200, "image/jpeg", b"abc"),
+        raw(200, "video/mp4", &video),
+        raw(200, "image/webp", b"webp"),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let azure = azure_client(&origin, &fast_options());
+    let openai = openai_client(&origin, &fast_options());
+    let azure_job = Job {
+        id: "task_1".into(),
+        generations: vec!["gen_a".into(), "gen_b".into()],
+        ..blank_job()
+    };
+
+    let out = dir.path().join("shots/fox.mp4");
+    let d = azure.download_video(&azure_job, 1, &out).await.unwrap();
+    assert_eq!(
+        (d.bytes, d.sha256.as_str()),
+        (video.len() as u64, sha256_hex(&video).as_str())
+    );
+    assert_eq!(d.content_type.as_deref(), Some("video/mp4"));
+    assert_eq!(std::fs::read(&out).unwrap(), video);
+    let d = azure
+        .download_thumbnail(&azure_job, 0, &dir.path().join("fox.jpg"))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.sha256,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+
+    let openai_job = Job {
+        id: "video_1".into(),
+        generations: vec!["video_1".into()],
+        ..blank_job()
+    };
+    openai.download_video(&openai_job, 0, &out).await.unwrap();
+    openai
+        .download_thumbnail(&openai_job, 0, &dir.path().join("fox.webp"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        openai.download_video(&openai_job, 1, &out).await,
+        Err(ApiError::Config { .. })
+    ));
+
+    let seen = mock.seen();
+    let calls: Vec<_> = seen
+        .iter()
+        .map(|s| (s.path.as_str(), s.query.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (
+                "/openai/v1/video/generations/gen_b/content/video",
+                "api-version=preview"
+            ),
+            (
+                "/openai/v1/video/generations/gen_a/content/thumbnail",
+                "api-version=preview"
+            ),
+            ("/v1/videos/video_1/content", "variant=video"),
+            ("/v1/videos/video_1/content", "variant=thumbnail"),
+        ]
+    );
+    let leftovers: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn blank_job() -> Job {
+    Job {
+        id: String::new(),
+        status: JobStatus::Succeeded,
+        status_raw: "succeeded".into(),
+        progress: None,
+        created_at: 0,
+        finished_at: None,
+        expires_at: None,
+        generations: Vec::new(),
+        failure: None,
+        prompt: None,
+        model: None,
+        size: None,
+        seconds: None,
+        request: None,
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_429_waits_for_retry_after_ms_then_succeeds() {
+    let (origin, mock) = mock(vec![
+        reply(
+            429,
+            json!({"error": {"code": "429", "message": "Rate limit is exceeded."}}),
+        )
+        .header("retry-after-ms", "300")
+        .header("retry-after", "30"),
+        reply(200, azure_job("task_1", "queued", &[])),
+    ])
+    .await;
+    let client = azure_client(&origin, &fast_options());
+    // A 429 answer means no job was made: a create is retried like anything else.
+    let job = client.create(&fox(1, 5)).await.unwrap();
+    assert_eq!(job.id, "task_1");
+    let seen = mock.seen();
+    assert_eq!(seen.len(), 2);
+    let waited = seen[1].at - seen[0].at;
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert_eq!(seen[0].body, seen[1].body);
+    assert_eq!(client.pacer().requests(), 2);
+}
+
+#[tokio::test]
+async fn a_500_then_200_is_retried() {
+    let (origin, mock) = mock(vec![
+        reply(
+            500,
+            json!({"error": {"code": "InternalServerError", "message": "boom"}}),
+        ),
+        reply(
+            503,
+            json!({"code": "ServiceUnavailable", "message": "busy"}),
+        ),
+        reply(200, openai_video("video_1", "in_progress", 10)),
+    ])
+    .await;
+    let (job, _) = openai_client(&origin, &fast_options())
+        .get("video_1")
+        .await
+        .unwrap();
+    assert_eq!(job.progress, Some(10));
+    assert_eq!(mock.seen().len(), 3);
+}
+
+#[tokio::test]
+async fn transient_failures_give_up_after_max_attempts() {
+    let (origin, mock) = mock(
+        (0..10)
+            .map(|_| reply(502, json!({"error": {"message": "bad gateway"}})))
+            .collect(),
+    )
+    .await;
+    let err = azure_client(&origin, &fast_options())
+        .get("task_1")
+        .await
+        .unwrap_err();
+    match &err {
+        ApiError::Transient {
+            status: Some(502),
+            attempts: 4,
+            message,
+            ..
+        } => assert_eq!(message, "bad gateway"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(mock.seen().len(), 4);
+}
+
+#[tokio::test]
+async fn a_400_surfaces_the_service_message_and_revised_prompt() {
+    let body = json!({
+        "code": "contentFilter", "message": "Your prompt was blocked by the content filter.", "param": "prompt", "type": null,
+        "inner_error": {"code": "ResponsibleAIPolicyViolation", "revised_prompt": "a calm red fox", "error_details": {}}
+    });
+    let (origin, mock) = mock(vec![reply(400, body)]).await;
+    let err = azure_client(&origin, &fast_options())
+        .create(&fox(1, 5))
+        .await
+        .unwrap_err();
+    match &err {
+        ApiError::Permanent {
+            status: 400,
+            code,
+            message,
+            param,
+            revised_prompt,
+            ..
+        } => {
+            assert_eq!(code.as_deref(), Some("contentFilter"));
+            assert_eq!(message, "Your prompt was blocked by the content filter.");
+            assert_eq!(param.as_deref(), Some("prompt"));
+            assert_eq!(revised_prompt.as_deref(), Some("a calm red fox"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string().contains("blocked by the content filter"),
+        "{err}"
+    );
+    assert_eq!(mock.seen().len(), 1, "a 400 is not retried");
+}
+
+#[tokio::test]
+async fn a_401_names_the_credential_but_never_its_value() {
+    // A proxy echoing the key back must not get it into our error either.
+    let body = json!({"error": {"code": "401", "message": format!("Access denied: invalid key {AZURE_KEY}")}});
+    let (origin, mock) = mock(vec![reply(401, body)]).await;
+    let err = azure_client(&origin, &fast_options())
+        .get("task_1")
+        .await
+        .unwrap_err();
+    assert!(err.is_fatal());
+    let display = err.to_string();
+    let debug = format!("{err:?}");
+    let report = format!("{:?}", miette::Report::new(err));
+    assert!(
+        display.contains("API key from AZURE_OPENAI_API_KEY"),
+        "{display}"
+    );
+    for text in [&display, &debug, &report] {
+        assert!(!text.contains(AZURE_KEY), "{text}");
+        assert!(!text.contains("127.0.0.1"), "{text}");
+    }
+    assert_eq!(mock.seen().len(), 1);
+
+    let client = azure_client(&origin, &fast_options());
+    let debug = format!("{client:?}");
+    assert!(!debug.contains(AZURE_KEY), "{debug}");
+}
+
+#[tokio::test]
+async fn a_create_that_times_out_is_reported_not_retried() {
+    let (origin, mock) = mock(vec![
+        reply(200, azure_job("task_1", "queued", &[])).after(Duration::from_millis(1500)),
+        reply(200, azure_job("task_1", "queued", &[])).after(Duration::from_millis(1500)),
+        reply(200, azure_job("task_1", "queued", &[])),
+    ])
+    .await;
+    let options = ClientOptions {
+        read_timeout: Duration::from_millis(300),
+        ..fast_options()
+    };
+    let client = azure_client(&origin, &options);
+    let err = client.create(&fox(1, 5)).await.unwrap_err();
+    match &err {
+        ApiError::CreateOutcomeUnknown {
+            request,
+            since_unix,
+            ..
+        } => {
+            assert_eq!(request, &client.request_body(&fox(1, 5)));
+            assert!(*since_unix > 1_700_000_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(mock.seen().len(), 1);
+    // A read, on the other hand, is retried after a timeout.
+    let (job, _) = client.get("task_1").await.unwrap();
+    assert_eq!(job.id, "task_1");
+    assert_eq!(mock.seen().len(), 3);
+}
+
+#[tokio::test]
+async fn a_404_is_not_found_and_expired_content_says_so() {
+    let (origin, _mock) = mock(vec![
+        reply(
+            404,
+            json!({"error": {"code": "NotFound", "message": "no such job"}}),
+        ),
+        reply(
+            404,
+            json!({"error": {"code": "NotFound", "message": "gone"}}),
+        ),
+        Canned {
+            status: 404,
+            headers: vec![],
+            body: vec![],
+            delay: Duration::ZERO,
+        },
+    ])
+    .await;
+    let client = azure_client(&origin, &fast_options());
+    let err = client.get("task_9").await.unwrap_err();
+    assert!(
+        matches!(&err, ApiError::NotFound { what, .. } if what == "job `task_9`"),
+        "{err:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let job = Job {
+        id: "task_1".into(),
+        generations: vec!["gen_a".into()],
+        expires_at: Some(1_000),
+        ..blank_job()
+    };
+    let err = client
+        .download_video(&job, 0, &dir.path().join("a.mp4"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::Expired { .. }), "{err:?}");
+    // Deleting what is already gone reached the goal.
+    client.delete("task_1").await.unwrap();
+}
+
+/// A server that promises `content-length: 1000` and closes after 10 bytes: what a
+/// dropped connection looks like. Returns its origin and a count of connections.
+async fn truncating_server() -> (String, Arc<Mutex<u32>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(Mutex::new(0));
+    let counter = Arc::clone(&count);
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            *counter.lock().unwrap() += 1;
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head =
+                    "HTTP/1.1 200 OK\r\ncontent-type: video/mp4\r\ncontent-length: 1000\r\n\r\n";
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(b"0123456789").await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+#[tokio::test]
+async fn a_truncated_download_fails_cleanly_and_keeps_the_old_file() {
+    let (origin, connections) = truncating_server().await;
+    let options = ClientOptions {
+        retry: RetryPolicy {
+            max_attempts: 2,
+            ..fast_options().retry
+        },
+        ..fast_options()
+    };
+    let client = openai_client(&origin, &options);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fox.mp4");
+    std::fs::write(&out, b"previous good render").unwrap();
+
+    let job = Job {
+        id: "video_1".into(),
+        generations: vec!["video_1".into()],
+        ..blank_job()
+    };
+    let err = client.download_video(&job, 0, &out).await.unwrap_err();
+    match &err {
+        ApiError::Transient {
+            attempts: 2,
+            message,
+            ..
+        } => assert!(message.contains("after 10 of 1000 bytes"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous good render");
+    assert_eq!(
+        walk(dir.path()),
+        [out.display().to_string()],
+        "no temporary file left behind"
+    );
+    assert_eq!(
+        *connections.lock().unwrap(),
+        2,
+        "a failed body is retried on its own"
+    );
+}
+
+#[tokio::test]
+async fn endpoints_are_checked_and_built() {
+    let auth = || Auth::ApiKey {
+        key: Secret::new("k"),
+        header: KeyHeader::ApiKey,
+        source: "X".into(),
+    };
+    let e = Endpoint::azure(Api::OpenaiVideos, "https://res.openai.azure.com/", auth()).unwrap();
+    assert_eq!(
+        e.base_url.as_str(),
+        "https://res.openai.azure.com/openai/v1"
+    );
+    let e = Endpoint::azure(
+        Api::AzureJobs,
+        "https://res.openai.azure.com/openai/v1",
+        auth(),
+    )
+    .unwrap();
+    assert_eq!(
+        e.base_url.as_str(),
+        "https://res.openai.azure.com/openai/v1"
+    );
+    assert!(Endpoint::new(Api::OpenaiVideos, "ftp://x", auth()).is_err());
+    assert!(Endpoint::new(Api::OpenaiVideos, "not a url", auth()).is_err());
+    let url = endpoint_url(&e.base_url, &["videos", "a/b c"], &[("variant", "video")]);
+    assert_eq!(
+        url.as_str(),
+        "https://res.openai.azure.com/openai/v1/videos/a%2Fb%20c?variant=video"
+    );
+}

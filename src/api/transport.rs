@@ -1,0 +1,272 @@
+//! Sends one logical request: pacer, credential, retries, error classification.
+//!
+//! Every request of every protocol goes through [`Transport::send`], so the quota, the
+//! retry policy and the "is a create safe to retry" rule live in one place. This module
+//! knows no paths or wire types, and must never put a URL, a key or a token in an error.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use tokio::time::Instant;
+
+use super::auth::Auth;
+use super::error::{ApiError, ErrorBody, Result, StatusClass, classify};
+use super::retry::{RetryPolicy, delay_for, server_hint};
+use crate::pacer::Pacer;
+
+/// How far the service's clock may be behind ours when looking for a job a lost create
+/// may have made: a candidate is matched by its request too, so erring wide is cheap.
+const CLOCK_SKEW_ALLOWANCE_SECS: i64 = 120;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Transport {
+    pub(crate) http: reqwest::Client,
+    pub(crate) pacer: Arc<Pacer>,
+    pub(crate) auth: Auth,
+    pub(crate) retry: RetryPolicy,
+    rng: Arc<Mutex<fastrand::Rng>>,
+}
+
+/// One logical request (retried as a whole).
+pub(crate) struct Call<'a> {
+    pub method: Method,
+    pub url: Url,
+    /// A JSON body, already serialized: what is sent is exactly what is recorded.
+    pub json: Option<&'a serde_json::Value>,
+    /// Names the resource in messages: "job `task_01`".
+    pub what: &'a str,
+    /// A create: not retried when the request may have reached the server unanswered.
+    pub create: bool,
+}
+
+/// A successful answer with its body read.
+pub(crate) struct Answer {
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Transport {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        pacer: Arc<Pacer>,
+        auth: Auth,
+        retry: RetryPolicy,
+    ) -> Transport {
+        Transport {
+            http,
+            pacer,
+            auth,
+            retry,
+            rng: Arc::new(Mutex::new(fastrand::Rng::new())),
+        }
+    }
+
+    pub(crate) fn backoff(&self, attempt: u32, hint: Option<Duration>) -> Duration {
+        let mut rng = self.rng.lock().expect("retry rng lock");
+        delay_for(&self.retry, attempt, hint, &mut rng)
+    }
+
+    /// Sends `call` and reads the whole body, retrying transient failures.
+    pub(crate) async fn fetch(&self, call: &Call<'_>) -> Result<Answer> {
+        self.run(call, |resp| async move {
+            let headers = resp.headers().clone();
+            resp.bytes().await.map(|body| Answer {
+                headers,
+                body: body.to_vec(),
+            })
+        })
+        .await
+    }
+
+    /// Sends `call` and returns the response once its status is a success; the caller
+    /// reads the body (a download retries body failures itself).
+    pub(crate) async fn open(&self, call: &Call<'_>) -> Result<reqwest::Response> {
+        self.run(call, |resp| async move { Ok(resp) }).await
+    }
+
+    async fn run<T, F, Fut>(&self, call: &Call<'_>, read: F) -> Result<T>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: Future<Output = reqwest::Result<T>>,
+    {
+        let since_unix = unix_now() - CLOCK_SKEW_ALLOWANCE_SECS;
+        let body = call
+            .json
+            .map(|v| serde_json::to_vec(v).expect("a JSON value always serializes"));
+        let mut attempt = 0;
+        loop {
+            self.pacer.acquire().await;
+            let (name, value) = self.auth.header().await?;
+            let mut req = self
+                .http
+                .request(call.method.clone(), call.url.clone())
+                .header(name, value.clone());
+            if let Some(body) = &body {
+                req = req
+                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                    .body(body.clone());
+            }
+            let failure = match req.send().await {
+                Ok(resp) if resp.status().is_success() => match read(resp).await {
+                    Ok(v) => return Ok(v),
+                    // The server said yes (a create made a job) but the answer was lost.
+                    Err(e) if call.create => return Err(self.unknown(call, &e, since_unix)),
+                    Err(e) => Failure {
+                        status: None,
+                        message: describe(&e),
+                        hint: None,
+                    },
+                },
+                Ok(resp) => {
+                    let status = resp.status();
+                    let hint = server_hint(resp.headers(), SystemTime::now());
+                    // A failed read of an error body still leaves the status to go by.
+                    let body = resp.bytes().await.unwrap_or_default();
+                    let parsed = ErrorBody::parse(&body);
+                    let message = scrub(
+                        parsed.message.clone().unwrap_or_else(|| reason(status)),
+                        &value,
+                    );
+                    match classify(status.as_u16()) {
+                        StatusClass::Auth => {
+                            return Err(ApiError::Auth {
+                                status: Some(status.as_u16()),
+                                credential: self.auth.describe(),
+                                message,
+                            });
+                        }
+                        StatusClass::NotFound => {
+                            return Err(ApiError::NotFound {
+                                what: call.what.to_owned(),
+                                message,
+                            });
+                        }
+                        StatusClass::Permanent => return Err(permanent(status, parsed, message)),
+                        // A gateway timeout may come after the service received the create.
+                        StatusClass::Transient
+                            if call.create && status == StatusCode::GATEWAY_TIMEOUT =>
+                        {
+                            return Err(ApiError::CreateOutcomeUnknown {
+                                message: format!("the gateway timed out (HTTP 504): {message}"),
+                                since_unix,
+                                request: call.json.cloned().unwrap_or_default(),
+                            });
+                        }
+                        StatusClass::Transient => Failure {
+                            status: Some(status),
+                            message,
+                            hint,
+                        },
+                    }
+                }
+                // Never connected: the request cannot have reached the server.
+                Err(e) if call.create && !e.is_connect() => {
+                    return Err(self.unknown(call, &e, since_unix));
+                }
+                Err(e) => Failure {
+                    status: None,
+                    message: describe(&e),
+                    hint: None,
+                },
+            };
+            if !self.retry.allows_another(attempt) {
+                return Err(ApiError::Transient {
+                    status: failure.status.map(|s| s.as_u16()),
+                    message: failure.message,
+                    retry_after: failure.hint,
+                    attempts: attempt + 1,
+                });
+            }
+            let delay = self.backoff(attempt, failure.hint);
+            if failure.status == Some(StatusCode::TOO_MANY_REQUESTS) {
+                // The quota is shared: everyone backs off, and our retry waits in the pacer.
+                self.pacer.pause_until(Instant::now() + delay);
+            } else {
+                tokio::time::sleep(delay).await;
+            }
+            attempt += 1;
+        }
+    }
+
+    fn unknown(&self, call: &Call<'_>, e: &reqwest::Error, since_unix: i64) -> ApiError {
+        ApiError::CreateOutcomeUnknown {
+            message: describe(e),
+            since_unix,
+            request: call.json.cloned().unwrap_or_default(),
+        }
+    }
+}
+
+struct Failure {
+    status: Option<StatusCode>,
+    message: String,
+    hint: Option<Duration>,
+}
+
+fn permanent(status: StatusCode, parsed: ErrorBody, message: String) -> ApiError {
+    let help = parsed
+        .revised_prompt
+        .as_deref()
+        .map(|p| format!("the service would have used this prompt: {p}"));
+    ApiError::Permanent {
+        status: status.as_u16(),
+        code: parsed.code,
+        message,
+        param: parsed.param,
+        revised_prompt: parsed.revised_prompt,
+        help,
+    }
+}
+
+fn reason(status: StatusCode) -> String {
+    status
+        .canonical_reason()
+        .unwrap_or("no message")
+        .to_lowercase()
+}
+
+/// A transport failure in words, without the URL reqwest would put in its own message.
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "the request timed out"
+    } else if e.is_connect() {
+        "could not connect to the service"
+    } else if e.is_body() || e.is_decode() {
+        "the connection dropped while reading the answer"
+    } else {
+        "the request failed"
+    };
+    let mut root = None;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        root = Some(s.to_string());
+        source = s.source();
+    }
+    match root {
+        Some(r) => format!("{kind}: {r}"),
+        None => kind.to_owned(),
+    }
+}
+
+/// Removes the credential we sent from text the server sent back (some proxies echo
+/// request headers in their error pages).
+fn scrub(message: String, sent: &HeaderValue) -> String {
+    let Ok(sent) = sent.to_str() else {
+        return message;
+    };
+    let secret = sent.strip_prefix("Bearer ").unwrap_or(sent);
+    if secret.len() >= 4 && message.contains(secret) {
+        message.replace(secret, "***")
+    } else {
+        message
+    }
+}
+
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
