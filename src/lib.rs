@@ -19,6 +19,8 @@ pub mod pacer;
 pub mod plan;
 pub mod recorder;
 pub mod reporter;
+pub mod scheduler;
 pub mod schema;
 pub mod shot;
+pub mod slots;
 pub mod yaml;

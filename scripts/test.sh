@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what the tests need, then runs every check.
+# Works on a fresh Debian machine as root (or with sudo); never skips a test because a
+# tool is missing: it installs the tool or fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# ffprobe (Debian's ffmpeg) checks the emulator's videos with an independent decoder.
+if ! command -v ffprobe >/dev/null 2>&1; then
+  echo "==> installing ffmpeg (ffprobe) from Debian's packages"
+  need_root apt-get update -qq
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+fi
+
+# The official OpenAI Python SDK must work unchanged against the emulator.
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import openai' >/dev/null 2>&1; then
+  echo "==> installing the openai Python SDK from PyPI"
+  "$PY" -m pip install --quiet --disable-pip-version-check 'openai>=2.3'
+fi
+export SHOTLIST_TEST_PYTHON="$PY"
+export SHOTLIST_REQUIRE_TOOLS=1
+
+echo "==> cargo fmt --check"
+cargo fmt --check
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "==> cargo test"
+cargo test --all-targets

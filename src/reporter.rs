@@ -1,0 +1,312 @@
+//! What a render tells the user: one place, three forms.
+//!
+//! On a terminal, a live display (an overall bar and a line per running shot with its
+//! state and elapsed time); plain lines when not a terminal or in CI; NDJSON events with
+//! `--json`. Every message goes through here, so the forms never disagree. Nothing here
+//! ever prints a credential: events carry ids, paths and the service's own messages.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// One thing that happened during a render.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Started {
+        manifest: String,
+        api: String,
+        endpoint: String,
+        shots: usize,
+        to_do: usize,
+    },
+    Notice {
+        message: String,
+    },
+    Shot {
+        id: String,
+        action: String,
+        reason: String,
+    },
+    JobCreated {
+        id: String,
+        job: String,
+    },
+    /// A create whose response was lost turned out to have made this job.
+    JobAdopted {
+        id: String,
+        job: String,
+    },
+    JobStatus {
+        id: String,
+        job: String,
+        status: String,
+        progress: Option<u8>,
+    },
+    Retry {
+        id: String,
+        what: String,
+        attempt: u32,
+        delay_ms: u64,
+        reason: String,
+    },
+    Downloaded {
+        id: String,
+        path: String,
+        bytes: u64,
+    },
+    ShotDone {
+        id: String,
+        elapsed_ms: u64,
+    },
+    ShotFailed {
+        id: String,
+        message: String,
+    },
+    Summary(Summary),
+}
+
+/// The closing numbers of a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub rendered: usize,
+    pub downloaded: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub jobs_created: u64,
+    pub video_seconds: u64,
+    pub requests: u64,
+    pub wall_ms: u64,
+    pub interrupted: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Live,
+    Plain,
+    Json,
+}
+
+impl Mode {
+    /// `--json` wins; otherwise a live display only on a terminal outside CI.
+    pub fn detect(json: bool) -> Mode {
+        if json {
+            Mode::Json
+        } else if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
+            Mode::Live
+        } else {
+            Mode::Plain
+        }
+    }
+}
+
+pub struct Reporter {
+    mode: Mode,
+    started: Instant,
+    live: Option<Live>,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+struct Live {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    shots: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Reporter {
+    pub fn new(mode: Mode) -> Reporter {
+        Reporter::with_output(mode, Box::new(std::io::stdout()))
+    }
+
+    /// A reporter writing plain or JSON lines to `out` (tests capture them).
+    pub fn with_output(mode: Mode, out: Box<dyn Write + Send>) -> Reporter {
+        let live = (mode == Mode::Live).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let overall = multi.add(ProgressBar::new(0));
+            overall.set_style(
+                ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} shots  {elapsed}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            overall.set_prefix("render");
+            Live {
+                multi,
+                overall,
+                shots: Mutex::new(HashMap::new()),
+            }
+        });
+        Reporter {
+            mode,
+            started: Instant::now(),
+            live,
+            out: Mutex::new(out),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn emit(&self, event: Event) {
+        match self.mode {
+            Mode::Json => {
+                let line = serde_json::to_string(&event).expect("events serialize");
+                self.line(&line);
+            }
+            Mode::Plain => {
+                if let Some(text) = describe(&event) {
+                    self.line(&text);
+                }
+            }
+            Mode::Live => self.live(&event),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        let mut out = self.out.lock().expect("reporter lock");
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    fn live(&self, event: &Event) {
+        let Some(live) = &self.live else { return };
+        let mut shots = live.shots.lock().expect("reporter lock");
+        let spinner = |id: &str, shots: &mut HashMap<String, ProgressBar>| {
+            shots
+                .entry(id.to_string())
+                .or_insert_with(|| {
+                    let bar = live.multi.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "  {spinner} {prefix:<24} {wide_msg} {elapsed:>4}",
+                        )
+                        .expect("valid template"),
+                    );
+                    bar.set_prefix(id.to_string());
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                    bar
+                })
+                .clone()
+        };
+        match event {
+            Event::Started { to_do, .. } => {
+                live.overall.set_length(*to_do as u64);
+                if let Some(text) = describe(event) {
+                    live.multi.println(text).ok();
+                }
+            }
+            Event::Shot { id, action, .. } => spinner(id, &mut shots).set_message(action.clone()),
+            Event::JobCreated { id, job } | Event::JobAdopted { id, job } => {
+                spinner(id, &mut shots).set_message(format!("job {job}"))
+            }
+            Event::JobStatus {
+                id,
+                status,
+                progress,
+                ..
+            } => {
+                let msg = match progress {
+                    Some(p) => format!("{status} {p}%"),
+                    None => status.clone(),
+                };
+                spinner(id, &mut shots).set_message(msg);
+            }
+            Event::Retry {
+                id, what, reason, ..
+            } => spinner(id, &mut shots).set_message(format!("retrying {what}: {reason}")),
+            Event::Downloaded { id, path, .. } => {
+                spinner(id, &mut shots).set_message(format!("saved {path}"))
+            }
+            Event::ShotDone { id, .. } | Event::ShotFailed { id, .. } => {
+                if let Some(bar) = shots.remove(id) {
+                    bar.finish_and_clear();
+                    live.multi.remove(&bar);
+                }
+                live.overall.inc(1);
+                if let Some(text) = describe(event) {
+                    live.multi.println(text).ok();
+                }
+            }
+            Event::Summary(_) => {
+                live.overall.finish_and_clear();
+                drop(shots);
+                if let Some(text) = describe(event) {
+                    self.line(&text);
+                }
+            }
+            Event::Notice { .. } => {
+                if let Some(text) = describe(event) {
+                    live.multi.println(text).ok();
+                }
+            }
+        }
+    }
+}
+
+/// The plain-text line for an event (None: not worth a line of its own).
+pub fn describe(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::Started {
+            manifest,
+            api,
+            endpoint,
+            shots,
+            to_do,
+        } => {
+            format!(
+                "rendering {manifest} ({api}, endpoint: {endpoint}): {to_do} of {shots} shots need work"
+            )
+        }
+        Event::Notice { message } => format!("note: {message}"),
+        Event::Shot { id, action, reason } => format!("{action:>9} {id}: {reason}"),
+        Event::JobCreated { id, job } => format!("  created {id}: job {job}"),
+        Event::JobAdopted { id, job } => {
+            format!("  adopted {id}: job {job} (create response was lost)")
+        }
+        Event::JobStatus { .. } => return None,
+        Event::Retry {
+            id,
+            what,
+            attempt,
+            delay_ms,
+            reason,
+        } => {
+            format!(
+                "    retry {id}: {what} attempt {attempt} in {:.1}s ({reason})",
+                *delay_ms as f64 / 1000.0
+            )
+        }
+        Event::Downloaded { id, path, bytes } => {
+            format!("    saved {id}: {path} ({})", human_bytes(*bytes))
+        }
+        Event::ShotDone { id, elapsed_ms } => {
+            format!("     done {id} in {:.1}s", *elapsed_ms as f64 / 1000.0)
+        }
+        Event::ShotFailed { id, message } => format!("   FAILED {id}: {message}"),
+        Event::Summary(s) => format!(
+            "{}{} rendered, {} downloaded, {} skipped, {} failed; {} job{} created, {} video-seconds, {} requests, {:.1}s",
+            if s.interrupted { "interrupted: " } else { "" },
+            s.rendered,
+            s.downloaded,
+            s.skipped,
+            s.failed,
+            s.jobs_created,
+            if s.jobs_created == 1 { "" } else { "s" },
+            s.video_seconds,
+            s.requests,
+            s.wall_ms as f64 / 1000.0
+        ),
+    })
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}

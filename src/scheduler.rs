@@ -1,0 +1,919 @@
+//! Carries out a plan: creates, polls and downloads jobs, recording each step at once.
+//!
+//! Rules it keeps whatever happens:
+//! - at most `max_jobs` jobs running at the service (one [`JobSlots`]);
+//! - every request goes through the client's shared pacer (see `pacer.rs`);
+//! - a job id is in the lockfile before anything else is done with the job;
+//! - a job that may exist is never created twice: a lost create response is reconciled
+//!   by listing recent jobs first, and recorded pending jobs are polled, not re-created;
+//! - a failed download is retried on its own, never by re-creating the job;
+//! - one shot's failure never stops the others; only a rejected credential stops the run.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use tokio::sync::Notify;
+
+use crate::api::{ApiError, Client, Job, JobRequest, JobStatus};
+use crate::lockfile::{self, FileLock, GenerationLock, JobLock, JobState, ShotLock};
+use crate::manifest::Storyboard;
+use crate::plan::{self, Action, Plan, ShotPlan};
+use crate::recorder::Recorder;
+use crate::reporter::{Event, Reporter, Summary};
+use crate::shot::Shot;
+use crate::slots::JobSlots;
+
+/// How the run behaves; the renderer fills it from flags.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Jobs running at the service at once.
+    pub max_jobs: usize,
+    /// Shortest and longest wait between two polls of one job.
+    pub poll_min: Duration,
+    pub poll_max: Duration,
+    /// What a job is expected to take before any has been seen to finish.
+    pub first_estimate: Duration,
+    /// Attempts per file download (each attempt is a fresh request).
+    pub download_attempts: u32,
+    /// Save thumbnails beside the videos.
+    pub thumbnails: bool,
+}
+
+impl Config {
+    /// Defaults for a real service: jobs take 1 to 5 minutes.
+    pub fn for_service() -> Config {
+        Config {
+            max_jobs: 2,
+            poll_min: Duration::from_secs(2),
+            poll_max: Duration::from_secs(30),
+            first_estimate: Duration::from_secs(90),
+            download_attempts: 6,
+            thumbnails: true,
+        }
+    }
+
+    /// The same, with every duration divided by a clock speed-up (the emulator's).
+    pub fn scaled(self, time_scale: f64) -> Config {
+        let s = |d: Duration| {
+            Duration::from_secs_f64((d.as_secs_f64() / time_scale.max(1e-3)).max(0.005))
+        };
+        Config {
+            poll_min: s(self.poll_min),
+            poll_max: s(self.poll_max),
+            first_estimate: s(self.first_estimate),
+            ..self
+        }
+    }
+}
+
+/// Stop signals: `stop` starts nothing new (first Ctrl-C, or a rejected credential).
+#[derive(Default)]
+pub struct Stop {
+    stopping: AtomicBool,
+    notify: Notify,
+    fatal: Mutex<Option<String>>,
+}
+
+impl Stop {
+    pub fn request(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+    pub fn requested(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+    fn fatal(&self, message: String) {
+        self.fatal.lock().expect("stop lock").get_or_insert(message);
+        self.request();
+    }
+    /// The error that stopped the run (a rejected credential), if any.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.fatal.lock().expect("stop lock").clone()
+    }
+}
+
+/// What happened to each shot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Skipped,
+    Rendered,
+    Downloaded,
+    Failed(String),
+    /// Not started because the run was stopping.
+    NotStarted,
+}
+
+/// The end of a run.
+#[derive(Debug)]
+pub struct Report {
+    pub outcomes: Vec<(String, Outcome)>,
+    pub summary: Summary,
+    /// Set when a rejected credential stopped the run.
+    pub fatal: Option<String>,
+}
+
+struct Run {
+    client: Client,
+    storyboard: Storyboard,
+    recorder: Arc<Recorder>,
+    reporter: Arc<Reporter>,
+    slots: JobSlots,
+    config: Config,
+    stop: Arc<Stop>,
+    endpoint: String,
+    jobs_created: AtomicU64,
+    /// Seconds per unit of work (seconds x pixels x variants), learned from finished jobs.
+    pace: Mutex<Option<f64>>,
+    /// Job ids this run knows, so reconciliation never adopts another shot's job.
+    known_jobs: Mutex<HashSet<String>>,
+}
+
+/// One shot's work, shared by its job tasks.
+struct ShotWork {
+    plan: ShotPlan,
+    started: Instant,
+    remaining: AtomicUsize,
+    failure: Mutex<Option<String>>,
+    not_started: AtomicBool,
+}
+
+/// Runs the plan to the end (or to a stop). Fresh shots are skipped.
+pub async fn run(
+    client: Client,
+    storyboard: Storyboard,
+    plan: Plan,
+    recorder: Arc<Recorder>,
+    reporter: Arc<Reporter>,
+    config: Config,
+    stop: Arc<Stop>,
+) -> Report {
+    let known: HashSet<String> = recorder
+        .snapshot()
+        .shots
+        .values()
+        .flat_map(|s| s.jobs.iter().map(|j| j.id.clone()))
+        .collect();
+    let run = Arc::new(Run {
+        client,
+        storyboard,
+        recorder,
+        reporter,
+        slots: JobSlots::new(config.max_jobs),
+        config,
+        stop,
+        endpoint: plan.endpoint.clone(),
+        jobs_created: AtomicU64::new(0),
+        pace: Mutex::new(None),
+        known_jobs: Mutex::new(known),
+    });
+
+    let mut outcomes: Vec<(String, Outcome)> = Vec::new();
+    let mut works: Vec<Arc<ShotWork>> = Vec::new();
+    for sp in plan.shots {
+        if sp.action == Action::Fresh {
+            outcomes.push((sp.id.clone(), Outcome::Skipped));
+            continue;
+        }
+        works.push(Arc::new(ShotWork {
+            plan: sp,
+            started: Instant::now(),
+            remaining: AtomicUsize::new(0),
+            failure: Mutex::new(None),
+            not_started: AtomicBool::new(false),
+        }));
+    }
+
+    // Longest jobs first: with two at a time, that shortens the whole run.
+    works.sort_by_key(|w| std::cmp::Reverse(workload(&w.plan.shot)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut queued: Vec<(u64, Arc<ShotWork>, Item)> = Vec::new();
+    for work in &works {
+        run.reporter.emit(Event::Shot {
+            id: work.plan.id.clone(),
+            action: action_word(work.plan.action).into(),
+            reason: work.plan.reason.to_string(),
+        });
+        let items = match run.prepare(work).await {
+            Ok(items) => items,
+            Err(message) => {
+                work.fail(message);
+                run.finish_shot(work);
+                continue;
+            }
+        };
+        work.remaining.store(items.len(), Ordering::SeqCst);
+        if items.is_empty() {
+            run.finish_shot(work);
+        }
+        for item in items {
+            queued.push((item.priority(&work.plan.shot), Arc::clone(work), item));
+        }
+    }
+    // Downloads need no slot: start them all. Then hand out slots in priority order (jobs
+    // already running at the service first, then the longest), acquiring here so that
+    // the order holds; a stop ends the hand-out of slots to new jobs.
+    queued.sort_by_key(|(p, _, _)| std::cmp::Reverse(*p));
+    let (downloads, jobs): (Vec<_>, Vec<_>) = queued
+        .into_iter()
+        .partition(|(_, _, item)| matches!(item, Item::Download { .. }));
+    for (_, work, item) in downloads.into_iter().chain(jobs) {
+        let slot = match item {
+            Item::Download { .. } => None,
+            Item::Create { .. } if run.stop.requested() => {
+                work.not_started.store(true, Ordering::SeqCst);
+                if work.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    run.finish_shot(&work);
+                }
+                continue;
+            }
+            _ => Some(run.slots.acquire(item.priority(&work.plan.shot)).await),
+        };
+        if matches!(item, Item::Create { .. }) && run.stop.requested() {
+            work.not_started.store(true, Ordering::SeqCst);
+            if work.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+                run.finish_shot(&work);
+            }
+            continue;
+        }
+        let run = Arc::clone(&run);
+        tasks.spawn(async move {
+            run.item(&work, item, slot).await;
+            if work.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+                run.finish_shot(&work);
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+
+    for work in &works {
+        let outcome = match (
+            work.failure.lock().expect("work lock").clone(),
+            work.not_started.load(Ordering::SeqCst),
+        ) {
+            (Some(message), _) => Outcome::Failed(message),
+            (None, true) => Outcome::NotStarted,
+            (None, false) if work.plan.action == Action::Download => Outcome::Downloaded,
+            (None, false) => Outcome::Rendered,
+        };
+        outcomes.push((work.plan.id.clone(), outcome));
+    }
+    let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
+    let video_seconds: u64 = works
+        .iter()
+        .filter(|w| {
+            w.plan.action == Action::Render
+                && w.failure.lock().expect("work lock").is_none()
+                && !w.not_started.load(Ordering::SeqCst)
+        })
+        .map(|w| w.plan.shot.video_seconds())
+        .sum();
+    let summary = Summary {
+        rendered: count(|o| *o == Outcome::Rendered),
+        downloaded: count(|o| *o == Outcome::Downloaded),
+        skipped: count(|o| *o == Outcome::Skipped),
+        failed: count(|o| matches!(o, Outcome::Failed(_))),
+        jobs_created: run.jobs_created.load(Ordering::SeqCst),
+        video_seconds,
+        requests: run.client.pacer().requests(),
+        wall_ms: run.reporter.elapsed().as_millis() as u64,
+        interrupted: run.stop.requested() && run.stop.fatal_error().is_none(),
+    };
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    Report {
+        outcomes,
+        summary,
+        fatal: run.stop.fatal_error(),
+    }
+}
+
+/// One unit of work for a shot.
+enum Item {
+    /// Create job number `index` (0-based) of the shot, then poll and download it.
+    Create { index: usize },
+    /// Poll a recorded job still alive at the service, then download it.
+    Poll { job: String },
+    /// Download what a finished job made.
+    Download { job: String },
+}
+
+impl Item {
+    fn priority(&self, shot: &Shot) -> u64 {
+        match self {
+            Item::Poll { .. } => u64::MAX,
+            Item::Download { .. } => u64::MAX - 1,
+            Item::Create { .. } => workload(shot),
+        }
+    }
+}
+
+/// Relative cost of a shot's job: seconds x pixels x variants (how generation time grows).
+fn workload(shot: &Shot) -> u64 {
+    u64::from(shot.seconds) * shot.size.pixels() * u64::from(shot.variants)
+}
+
+fn action_word(a: Action) -> &'static str {
+    match a {
+        Action::Fresh => "fresh",
+        Action::Render => "render",
+        Action::Resume => "resume",
+        Action::Download => "download",
+    }
+}
+
+fn now_unix() -> i64 {
+    Timestamp::now().as_second()
+}
+
+fn ts(unix: i64) -> Timestamp {
+    Timestamp::from_second(unix).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+impl ShotWork {
+    fn fail(&self, message: String) {
+        self.failure
+            .lock()
+            .expect("work lock")
+            .get_or_insert(message);
+    }
+}
+
+impl Run {
+    fn per_job(&self) -> bool {
+        self.storyboard.limits().variants_per_job
+    }
+
+    fn request_for(&self, shot: &Shot) -> JobRequest {
+        JobRequest {
+            prompt: shot.prompt.clone(),
+            model: shot.model.clone(),
+            size: shot.size,
+            seconds: shot.seconds,
+            variants: if self.per_job() { shot.variants } else { 1 },
+        }
+    }
+
+    fn jobs_needed(&self, shot: &Shot) -> usize {
+        if self.per_job() {
+            1
+        } else {
+            shot.variants as usize
+        }
+    }
+
+    /// Decides the items of one shot and records a new lockfile entry when rendering.
+    async fn prepare(&self, work: &ShotWork) -> Result<Vec<Item>, String> {
+        let sp = &work.plan;
+        let shot = &sp.shot;
+        let existing = self.recorder.shot(&sp.id);
+        if sp.action == Action::Render {
+            // Inputs changed (or forced) while an old job is still alive: cancel it rather
+            // than leave two jobs running for one shot.
+            if let Some(old) = &existing {
+                for job in old.jobs.iter().filter(|j| j.status.is_alive()) {
+                    if self.client.delete(&job.id).await.is_ok() {
+                        self.reporter.emit(Event::Notice {
+                            message: format!("cancelled outdated job {} of `{}`", job.id, sp.id),
+                        });
+                    }
+                }
+            }
+            let entry = ShotLock {
+                input_hash: sp.input_hash.clone(),
+                api: self.storyboard.api,
+                endpoint: self.endpoint.clone(),
+                model: shot.model.clone(),
+                request: self.client.request_body(&self.request_for(shot)),
+                jobs: Vec::new(),
+            };
+            self.recorder
+                .start_shot(&sp.id, entry)
+                .map_err(|e| e.to_string())?;
+            return Ok((0..self.jobs_needed(shot))
+                .map(|index| Item::Create { index })
+                .collect());
+        }
+        let Some(entry) = existing else {
+            return Err("the lockfile entry vanished during the run".into());
+        };
+        let mut items = Vec::new();
+        for job in &entry.jobs {
+            match job.status {
+                JobState::Pending => items.push(Item::Poll {
+                    job: job.id.clone(),
+                }),
+                JobState::Succeeded => {
+                    let missing = job.generations.is_empty()
+                        || job.generations.iter().any(|g| {
+                            g.file.as_ref().is_none_or(|f| {
+                                plan::check_file(&self.storyboard.dir, f, false)
+                                    != plan::FileState::Unchanged
+                            })
+                        });
+                    if missing {
+                        items.push(Item::Download {
+                            job: job.id.clone(),
+                        });
+                    }
+                }
+                JobState::Failed | JobState::Cancelled => {}
+            }
+        }
+        for index in entry.jobs.len()..self.jobs_needed(shot) {
+            items.push(Item::Create { index });
+        }
+        Ok(items)
+    }
+
+    async fn item(&self, work: &ShotWork, item: Item, slot: Option<crate::slots::Slot>) {
+        let id = work.plan.id.clone();
+        let result = match item {
+            Item::Create { index } => match self.create(work, index).await {
+                Ok(job) => self.follow(work, job.id.clone(), slot, Some(job)).await,
+                Err(e) => Err(e),
+            },
+            Item::Poll { job } => self.follow(work, job, slot, None).await,
+            Item::Download { job } => {
+                drop(slot);
+                self.download_job(work, &job).await
+            }
+        };
+        if let Err(message) = result {
+            self.reporter.emit(Event::ShotFailed {
+                id: id.clone(),
+                message: message.clone(),
+            });
+            work.fail(message);
+        }
+    }
+
+    /// Creates one job; reconciles a lost response before ever creating again.
+    async fn create(&self, work: &ShotWork, index: usize) -> Result<Job, String> {
+        let id = &work.plan.id;
+        let req = self.request_for(&work.plan.shot);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let since = now_unix() - 120;
+            match self.client.create(&req).await {
+                Ok(job) => {
+                    self.record_created(work, &job)?;
+                    self.jobs_created.fetch_add(1, Ordering::SeqCst);
+                    self.reporter.emit(Event::JobCreated {
+                        id: id.clone(),
+                        job: job.id.clone(),
+                    });
+                    return Ok(job);
+                }
+                Err(ApiError::CreateOutcomeUnknown { .. }) => {
+                    // The request may have reached the service. Look before creating again.
+                    match self.reconcile(&req, since).await {
+                        Ok(Some(job)) => {
+                            self.record_created(work, &job)?;
+                            self.jobs_created.fetch_add(1, Ordering::SeqCst);
+                            self.reporter.emit(Event::JobAdopted {
+                                id: id.clone(),
+                                job: job.id.clone(),
+                            });
+                            return Ok(job);
+                        }
+                        Ok(None) if attempt < 6 => {
+                            self.reporter.emit(Event::Retry {
+                                id: id.clone(),
+                                what: format!("create (job {})", index + 1),
+                                attempt,
+                                delay_ms: 0,
+                                reason: "the response was lost and no such job exists".into(),
+                            });
+                        }
+                        Ok(None) => {
+                            return Err("creating the job failed: connection lost repeatedly".into());
+                        }
+                        Err(e) => {
+                            return Err(self.api_failure(
+                                "failed to check for the job after a lost response",
+                                e,
+                            ));
+                        }
+                    }
+                }
+                Err(e) => return Err(self.api_failure("failed to create the job", e)),
+            }
+        }
+    }
+
+    /// Finds the job a lost create made: same request, created since, not known already.
+    async fn reconcile(&self, req: &JobRequest, since: i64) -> Result<Option<Job>, ApiError> {
+        let jobs = self.client.list_recent(since).await?;
+        let known = self.known_jobs.lock().expect("known lock").clone();
+        Ok(jobs
+            .into_iter()
+            .filter(|j| j.matches(req) && !known.contains(&j.id))
+            .min_by_key(|j| j.created_at))
+    }
+
+    fn record_created(&self, work: &ShotWork, job: &Job) -> Result<(), String> {
+        self.known_jobs
+            .lock()
+            .expect("known lock")
+            .insert(job.id.clone());
+        let lock = JobLock {
+            id: job.id.clone(),
+            status: JobState::Pending,
+            service_status: Some(job.status_raw.clone()),
+            created_at: ts(job.created_at),
+            finished_at: None,
+            expires_at: job.expires_at.map(ts),
+            failure: None,
+            generations: Vec::new(),
+        };
+        self.recorder
+            .job_created(&work.plan.id, lock)
+            .map_err(|e| format!("{e}"))
+    }
+
+    /// Polls a job to its end (holding its slot), records it, then downloads its videos.
+    async fn follow(
+        &self,
+        work: &ShotWork,
+        job_id: String,
+        slot: Option<crate::slots::Slot>,
+        first: Option<Job>,
+    ) -> Result<(), String> {
+        let id = &work.plan.id;
+        let started = Instant::now();
+        let expected = self.expected(&work.plan.shot);
+        let mut last_status = first.as_ref().map(|j| j.status_raw.clone());
+        let mut wait = self.first_wait(expected, Duration::ZERO);
+        let job = loop {
+            tokio::time::sleep(wait).await;
+            let (job, hint) = match self.client.get(&job_id).await {
+                Ok(x) => x,
+                Err(ApiError::NotFound { .. }) => {
+                    self.record_job_end(
+                        id,
+                        &job_id,
+                        JobState::Failed,
+                        None,
+                        Some((
+                            "not_found",
+                            "the job no longer exists at the service (expired or deleted)",
+                        )),
+                    )?;
+                    return Err(format!(
+                        "job {job_id} no longer exists at the service (expired or deleted); run again to re-render"
+                    ));
+                }
+                Err(e) => return Err(self.api_failure("failed to check the job", e)),
+            };
+            if last_status.as_deref() != Some(job.status_raw.as_str()) {
+                last_status = Some(job.status_raw.clone());
+                self.recorder
+                    .job(id, &job_id, |j| {
+                        j.service_status = Some(job.status_raw.clone());
+                        j.expires_at = job.expires_at.map(ts).or(j.expires_at);
+                    })
+                    .map_err(|e| e.to_string())?;
+            }
+            self.reporter.emit(Event::JobStatus {
+                id: id.clone(),
+                job: job_id.clone(),
+                status: job.status_raw.clone(),
+                progress: job.progress,
+            });
+            if job.status.is_terminal() {
+                break job;
+            }
+            let elapsed = started.elapsed();
+            wait = hint
+                .after
+                .unwrap_or_else(|| self.next_wait(expected, elapsed, job.progress));
+            wait = wait.clamp(self.config.poll_min, self.config.poll_max);
+        };
+        drop(slot);
+        match job.status {
+            JobStatus::Succeeded => {
+                if first.is_some() {
+                    self.learn(&work.plan.shot, started.elapsed());
+                }
+                let generations = job.generations.clone();
+                let per_job = self.per_job();
+                let job_index = self
+                    .recorder
+                    .shot(id)
+                    .and_then(|s| s.jobs.iter().position(|j| j.id == job_id))
+                    .unwrap_or(0);
+                self.recorder
+                    .job(id, &job_id, |j| {
+                        j.status = JobState::Succeeded;
+                        j.service_status = Some(job.status_raw.clone());
+                        j.finished_at = Some(job.finished_at.map_or_else(Timestamp::now, ts));
+                        j.expires_at = job.expires_at.map(ts).or(j.expires_at);
+                        j.generations = generations
+                            .iter()
+                            .enumerate()
+                            .map(|(i, g)| GenerationLock {
+                                id: g.clone(),
+                                variant: if per_job {
+                                    i as u32 + 1
+                                } else {
+                                    job_index as u32 + 1
+                                },
+                                file: None,
+                                thumbnail: None,
+                            })
+                            .collect();
+                    })
+                    .map_err(|e| e.to_string())?;
+                self.download_job(work, &job_id).await
+            }
+            status => {
+                let failure = job.failure.clone().unwrap_or(crate::api::Failure {
+                    code: None,
+                    message: None,
+                    revised_prompt: None,
+                });
+                let code = failure.code.clone().unwrap_or_else(|| status.to_string());
+                let mut message = failure
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| format!("the job ended `{}`", job.status_raw));
+                if message.trim().is_empty() {
+                    message = code.clone();
+                }
+                self.recorder
+                    .job(id, &job_id, |j| {
+                        j.status = if status == JobStatus::Cancelled {
+                            JobState::Cancelled
+                        } else {
+                            JobState::Failed
+                        };
+                        j.service_status = Some(job.status_raw.clone());
+                        j.finished_at = Some(job.finished_at.map_or_else(Timestamp::now, ts));
+                        j.failure = Some(lockfile::Failure {
+                            code: code.clone(),
+                            message: message.clone(),
+                            revised_prompt: failure.revised_prompt.clone(),
+                        });
+                    })
+                    .map_err(|e| e.to_string())?;
+                let mut text = format!("job {job_id} {}: {code}: {message}", job.status_raw);
+                if let Some(rp) = &failure.revised_prompt {
+                    text.push_str(&format!(" (revised prompt: {rp})"));
+                }
+                Err(text)
+            }
+        }
+    }
+
+    fn record_job_end(
+        &self,
+        id: &str,
+        job_id: &str,
+        state: JobState,
+        finished: Option<i64>,
+        failure: Option<(&str, &str)>,
+    ) -> Result<(), String> {
+        self.recorder
+            .job(id, job_id, |j| {
+                j.status = state;
+                j.finished_at = Some(finished.map_or_else(Timestamp::now, ts));
+                j.failure = failure.map(|(c, m)| lockfile::Failure {
+                    code: c.into(),
+                    message: m.into(),
+                    revised_prompt: None,
+                });
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    /// Downloads every generation of a finished job that is not on disk as recorded.
+    async fn download_job(&self, work: &ShotWork, job_id: &str) -> Result<(), String> {
+        let id = &work.plan.id;
+        let entry = self
+            .recorder
+            .shot(id)
+            .ok_or("the lockfile entry vanished during the run")?;
+        let job = entry
+            .jobs
+            .iter()
+            .find(|j| j.id == job_id)
+            .ok_or("the job vanished from the lockfile")?
+            .clone();
+        if job.generations.is_empty() {
+            return Err(format!("job {job_id} succeeded but lists no video"));
+        }
+        let out_dir = self.storyboard.output_dir();
+        tokio::fs::create_dir_all(&out_dir)
+            .await
+            .map_err(|e| format!("failed to create `{}`: {e}", out_dir.display()))?;
+        for g in &job.generations {
+            if g.file.as_ref().is_some_and(|f| {
+                plan::check_file(&self.storyboard.dir, f, false) == plan::FileState::Unchanged
+            }) {
+                continue;
+            }
+            let name = work.plan.shot.video_file_name(g.variant);
+            let file = self.fetch(work, &job, &g.id, &name, Kind::Video).await?;
+            let thumbnail = if self.config.thumbnails {
+                let name = work
+                    .plan
+                    .shot
+                    .thumbnail_file_name(g.variant, thumbnail_extension(self.storyboard.api));
+                match self.fetch(work, &job, &g.id, &name, Kind::Thumbnail).await {
+                    Ok(t) => Some(t),
+                    Err(message) => {
+                        self.reporter.emit(Event::Notice {
+                            message: format!("`{id}`: thumbnail not saved: {message}"),
+                        });
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            self.reporter.emit(Event::Downloaded {
+                id: id.clone(),
+                path: file.path.clone(),
+                bytes: file.bytes,
+            });
+            self.recorder
+                .file_saved(id, job_id, &g.id, file, thumbnail)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Downloads one file with its own retries; the final file appears only when complete.
+    async fn fetch(
+        &self,
+        work: &ShotWork,
+        job: &JobLock,
+        generation: &str,
+        name: &str,
+        kind: Kind,
+    ) -> Result<FileLock, String> {
+        let rel = self.storyboard.output.join(name);
+        let path = self.storyboard.dir.join(&rel);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if job.expires_at.is_some_and(|e| e <= Timestamp::now()) {
+                return Err(format!(
+                    "job {} expired before its video was saved; run again to re-render",
+                    job.id
+                ));
+            }
+            let (api_job, index) = api_job(job, generation);
+            let result = match kind {
+                Kind::Video => self.client.download_video(&api_job, index, &path).await,
+                Kind::Thumbnail => self.client.download_thumbnail(&api_job, index, &path).await,
+            };
+            match result {
+                Ok(d) => {
+                    let meta = std::fs::metadata(&path).map_err(|e| {
+                        format!("failed to read `{}` after saving: {e}", path.display())
+                    })?;
+                    return Ok(FileLock {
+                        path: rel_string(&rel),
+                        sha256: d.sha256,
+                        bytes: d.bytes,
+                        mtime_ns: plan::mtime_ns(&meta),
+                    });
+                }
+                Err(e) if e.is_fatal() => return Err(self.api_failure("failed to download", e)),
+                Err(ApiError::NotFound { .. }) => {
+                    return Err(format!(
+                        "the service no longer has the video of job {} (expired?); run again to re-render",
+                        job.id
+                    ));
+                }
+                Err(e) if attempt < self.config.download_attempts => {
+                    let delay = Duration::from_millis(250 * (1 << attempt.min(6)))
+                        .min(self.config.poll_max);
+                    self.reporter.emit(Event::Retry {
+                        id: work.plan.id.clone(),
+                        what: format!("download of {name}"),
+                        attempt,
+                        delay_ms: delay.as_millis() as u64,
+                        reason: e.to_string(),
+                    });
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "failed to download {name} after {attempt} attempts: {e}"
+                    ));
+                }
+            }
+        }
+    }
+
+    fn finish_shot(&self, work: &ShotWork) {
+        let id = work.plan.id.clone();
+        if work.failure.lock().expect("work lock").is_some() {
+            // Already reported when it happened.
+        } else if work.not_started.load(Ordering::SeqCst) {
+            self.reporter.emit(Event::Notice {
+                message: format!("`{id}` not started: the run is stopping"),
+            });
+        } else {
+            self.reporter.emit(Event::ShotDone {
+                id,
+                elapsed_ms: work.started.elapsed().as_millis() as u64,
+            });
+        }
+    }
+
+    /// Turns a client error into the shot's message; a rejected credential stops the run.
+    fn api_failure(&self, what: &str, e: ApiError) -> String {
+        let message = format!("{what}: {e}");
+        if e.is_fatal() {
+            self.stop.fatal(message.clone());
+        }
+        message
+    }
+
+    /// What a job of this shot should take, from what this run has seen (or the prior).
+    fn expected(&self, shot: &Shot) -> Duration {
+        match *self.pace.lock().expect("pace lock") {
+            Some(secs_per_unit) => Duration::from_secs_f64(secs_per_unit * workload(shot) as f64),
+            None => self.config.first_estimate,
+        }
+    }
+
+    fn learn(&self, shot: &Shot, took: Duration) {
+        let sample = took.as_secs_f64() / workload(shot).max(1) as f64;
+        let mut pace = self.pace.lock().expect("pace lock");
+        *pace = Some(match *pace {
+            Some(old) => old * 0.7 + sample * 0.3,
+            None => sample,
+        });
+    }
+
+    /// First poll: soon after the job could plausibly be done, never later than `poll_max`.
+    fn first_wait(&self, expected: Duration, elapsed: Duration) -> Duration {
+        self.next_wait(expected, elapsed, None)
+    }
+
+    /// Waits long while the job is far from done, short once it is due: few requests,
+    /// quick notice of completion.
+    fn next_wait(&self, expected: Duration, elapsed: Duration, progress: Option<u8>) -> Duration {
+        let remaining = match progress {
+            Some(p) if p > 0 && p < 100 => elapsed.mul_f64(f64::from(100 - p) / f64::from(p)),
+            _ => expected.saturating_sub(elapsed),
+        };
+        (remaining / 2).clamp(self.config.poll_min, self.config.poll_max)
+    }
+}
+
+/// The client's view of a recorded, finished job, and the index of one generation in it.
+fn api_job(job: &JobLock, generation: &str) -> (Job, usize) {
+    let generations: Vec<String> = job.generations.iter().map(|g| g.id.clone()).collect();
+    let index = generations
+        .iter()
+        .position(|g| g == generation)
+        .unwrap_or(0);
+    let job = Job {
+        id: job.id.clone(),
+        status: JobStatus::Succeeded,
+        status_raw: job.service_status.clone().unwrap_or_default(),
+        progress: None,
+        created_at: job.created_at.as_second(),
+        finished_at: job.finished_at.map(|t| t.as_second()),
+        expires_at: job.expires_at.map(|t| t.as_second()),
+        generations,
+        failure: None,
+        prompt: None,
+        model: None,
+        size: None,
+        seconds: None,
+        request: None,
+    };
+    (job, index)
+}
+
+/// Thumbnails come as JPEG from the Azure jobs API and as WebP from the videos API.
+fn thumbnail_extension(api: crate::limits::Api) -> &'static str {
+    match api {
+        crate::limits::Api::AzureJobs => "jpg",
+        crate::limits::Api::OpenaiVideos => "webp",
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Video,
+    Thumbnail,
+}
+
+/// A relative path with `/` separators, as the lockfile records it.
+fn rel_string(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
