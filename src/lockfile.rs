@@ -128,9 +128,13 @@ pub enum LockError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the lockfile `{}` does not parse", .0.path.display())]
+    #[error("the lockfile `{}` does not parse", diagnostics.path.display())]
     #[diagnostic(help("fix or delete the lockfile; shotlist never overwrites one it cannot read"))]
-    Malformed(Diagnostics),
+    Malformed {
+        diagnostics: Diagnostics,
+        #[related]
+        reports: Vec<crate::diagnostic::ProblemReport>,
+    },
     #[error("the lockfile `{}` is version {found}, newer than this shotlist reads ({VERSION})", path.display())]
     #[diagnostic(help("upgrade shotlist; the lockfile was left untouched"))]
     Newer { path: PathBuf, found: u64 },
@@ -163,50 +167,38 @@ impl Lockfile {
     }
 
     pub fn parse(path: &Path, text: String) -> Result<Lockfile, LockError> {
-        #[derive(Deserialize)]
-        struct Probe {
-            version: Option<serde_json::Value>,
-        }
         let malformed = |text: String, span: std::ops::Range<usize>, message: String| {
-            LockError::Malformed(Diagnostics::new(
-                path,
-                Arc::new(text),
-                vec![
-                    Problem::new(span, message)
-                        .help("restore it from version control, or delete it to start over"),
-                ],
-            ))
+            let problem = Problem::new(span, message)
+                .help("restore it from version control, or delete it to start over");
+            let diagnostics = Diagnostics::new(path, Arc::new(text), vec![problem]);
+            LockError::Malformed {
+                reports: diagnostics.reports(),
+                diagnostics,
+            }
         };
         let located = |err: &serde_saphyr::Error| crate::yaml::error_span(err, &text);
-        let probe: Probe = match serde_saphyr::from_str(&text) {
-            Ok(p) => p,
-            Err(e) => {
-                let span = located(&e);
-                let message = format!(
-                    "invalid lockfile: {}",
-                    crate::yaml::clean_message(&e.without_snippet().to_string())
-                );
-                return Err(malformed(text, span, message));
-            }
-        };
-        match probe.version.as_ref().and_then(serde_json::Value::as_u64) {
-            Some(v) if v > u64::from(VERSION) => {
-                return Err(LockError::Newer {
-                    path: path.to_path_buf(),
-                    found: v,
-                });
-            }
-            Some(v) if v == u64::from(VERSION) => {}
-            _ => {
-                return Err(malformed(
-                    text,
-                    0..0,
-                    format!("lockfile has no supported `version` (expected {VERSION})"),
-                ));
-            }
+        // A newer format may not parse as this one: look at its top-level `version:` line
+        // first, so the message says "upgrade" rather than "malformed".
+        let declared = text
+            .lines()
+            .find_map(|l| l.strip_prefix("version:"))
+            .and_then(|v| v.split('#').next()?.trim().parse::<u64>().ok());
+        if let Some(v) = declared.filter(|v| *v > u64::from(VERSION)) {
+            return Err(LockError::Newer {
+                path: path.to_path_buf(),
+                found: v,
+            });
         }
-        match serde_saphyr::from_str::<Lockfile>(&text) {
-            Ok(lock) => Ok(lock),
+        match serde_saphyr::from_str_with_options::<Lockfile>(&text, crate::yaml::options()) {
+            Ok(lock) if lock.version == VERSION => Ok(lock),
+            Ok(lock) => Err(malformed(
+                text,
+                0..0,
+                format!(
+                    "unsupported lockfile `version: {}` (expected {VERSION})",
+                    lock.version
+                ),
+            )),
             Err(e) => {
                 let span = located(&e);
                 let message = format!(

@@ -490,7 +490,9 @@ impl Run {
                             });
                         }
                         Ok(None) => {
-                            return Err("creating the job failed: connection lost repeatedly".into());
+                            return Err(
+                                "creating the job failed: connection lost repeatedly".into()
+                            );
                         }
                         Err(e) => {
                             return Err(self.api_failure(

@@ -69,7 +69,7 @@ pub struct SyntaxError {
 
 /// Limits that keep hostile input cheap: generous for real storyboards (100,000 shots
 /// parse), tiny for alias expansion, which a manifest never needs much of.
-fn options() -> serde_saphyr::Options {
+pub(crate) fn options() -> serde_saphyr::Options {
     let mut budget = Budget::default();
     budget.max_events = 4_000_000;
     budget.max_aliases = 1_000;
