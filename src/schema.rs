@@ -212,23 +212,33 @@ fn api_rules(l: &ApiLimits) -> Value {
         if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
             p.extend(e.clone());
         }
-        json!({ "properties": props, "allOf": conditions })
+        with_all_of(json!({ "properties": props }), &conditions)
     };
     // An API without a default size needs one in `defaults` or in every shot.
-    let size_required = match l.default_size {
-        Some(_) => json!([]),
-        None => json!([{
+    let mut root_rules = Vec::new();
+    if l.default_size.is_none() {
+        root_rules.push(json!({
             "if": { "properties": { "defaults": { "required": ["size"] } }, "required": ["defaults"] },
             "else": { "properties": { "shots": { "items": { "required": ["size"] } } } },
-        }]),
-    };
-    json!({
-        "allOf": size_required,
-        "properties": {
-            "defaults": common(json!({})),
-            "shots": { "items": common(json!({ "prompt": { "maxLength": l.prompt_max_chars } })) },
-        }
-    })
+        }));
+    }
+    with_all_of(
+        json!({
+            "properties": {
+                "defaults": common(json!({})),
+                "shots": { "items": common(json!({ "prompt": { "maxLength": l.prompt_max_chars } })) },
+            }
+        }),
+        &root_rules,
+    )
+}
+
+/// `schema` with `allOf: subschemas`; none when there are none (`allOf: []` is not a valid schema).
+fn with_all_of(mut schema: Value, subschemas: &[Value]) -> Value {
+    if !subschemas.is_empty() {
+        schema["allOf"] = json!(subschemas);
+    }
+    schema
 }
 
 /// The schema as committed: pretty JSON with a trailing newline.
@@ -267,5 +277,14 @@ mod tests {
         assert_eq!(keys(&s["$defs"]["Defaults"]), sorted(DEFAULTS_KEYS));
         assert_eq!(keys(&s["$defs"]["ShotEntry"]), sorted(SHOT_KEYS));
         assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    }
+
+    #[test]
+    fn schema_is_valid_against_its_meta_schema() {
+        let s = manifest_schema();
+        if let Err(e) = jsonschema::meta::validate(&s) {
+            panic!("{e} at `{}`", e.instance_path());
+        }
+        jsonschema::validator_for(&s).expect("the schema compiles");
     }
 }
