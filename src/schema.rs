@@ -45,7 +45,7 @@ struct Manifest {
 #[allow(dead_code)]
 struct Defaults {
     /// Model, or the Azure deployment name. API default: `sora` (azure-jobs), `sora-2` (openai-videos).
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = r"\S"))]
     model: Option<String>,
     /// Frame size, `WIDTHxHEIGHT`.
     size: Option<String>,
@@ -71,7 +71,7 @@ struct ShotEntry {
     #[schemars(regex(pattern = r"\S"))]
     prompt: Option<String>,
     /// A file holding the prompt, relative to the manifest (instead of `prompt`).
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = r"\S"))]
     prompt_file: Option<String>,
     /// Frame size, `WIDTHxHEIGHT`.
     size: Option<String>,
@@ -81,7 +81,7 @@ struct ShotEntry {
     #[schemars(range(min = 1))]
     variants: Option<u32>,
     /// Model, or the Azure deployment name.
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = r"\S"))]
     model: Option<String>,
     /// Replaces `defaults.style` for this shot; `''` for none.
     style: Option<String>,
@@ -92,7 +92,7 @@ struct ShotEntry {
 /// A label to select shots with.
 #[derive(JsonSchema)]
 #[allow(dead_code)]
-struct Tag(#[schemars(length(min = 1))] String);
+struct Tag(#[schemars(regex(pattern = r"\S"))] String);
 
 /// The manifest's JSON Schema (draft 2020-12), with every limit of both APIs.
 pub fn manifest_schema() -> Value {
