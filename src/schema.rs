@@ -8,7 +8,7 @@
 use schemars::{JsonSchema, generate::SchemaSettings};
 use serde_json::{Value, json};
 
-use crate::limits::{Api, ApiLimits, SecondsRule};
+use crate::limits::{self, Api, ApiLimits, SecondsRule};
 use crate::manifest::MAX_ID_LEN;
 
 /// Where the committed schema lives, relative to the repository root.
@@ -220,6 +220,21 @@ fn api_rules(l: &ApiLimits) -> Value {
         root_rules.push(json!({
             "if": { "properties": { "defaults": { "required": ["size"] } }, "required": ["defaults"] },
             "else": { "properties": { "shots": { "items": { "required": ["size"] } } } },
+        }));
+    }
+    // A shot with a pro-only size and no model gets `defaults.model`, else the API's
+    // default model; when that default cannot use the size, the shot must name a model.
+    let default_model_excluded = l.sizes.iter().any(|r| {
+        r.model_prefix
+            .is_some_and(|p| limits::model_excluded_from(l.default_model, p))
+    });
+    if default_model_excluded {
+        root_rules.push(json!({
+            "if": { "properties": { "defaults": { "required": ["model"] } }, "required": ["defaults"] },
+            "else": { "properties": { "shots": { "items": {
+                "if": { "properties": { "size": { "enum": pro } }, "required": ["size"] },
+                "then": { "required": ["model"] },
+            } } } },
         }));
     }
     with_all_of(
