@@ -17,7 +17,8 @@ pub const SCHEMA_PATH: &str = "schemas/shotlist.schema.json";
 const NOT_EXPRESSIBLE: &str = "Rules JSON Schema cannot express, which `shotlist validate` also checks: \
 shot ids must be unique; the prompt limit counts the `style` appended to it; the per-size variant limit \
 and the `sora-2-pro`-only sizes also apply when `size`, `variants` or `model` come from `defaults`; \
-`prompt_file` must name a readable file.";
+`prompt_file` must name a readable file; a whole number written as a decimal (`seconds: 5.0`) is refused, \
+though JSON Schema's `integer` accepts it.";
 
 /// A shotlist manifest: a storyboard of video shots to render.
 #[derive(JsonSchema)]
