@@ -101,7 +101,7 @@ pub fn manifest_schema() -> Value {
     let schema = generator.into_root_schema_for::<Manifest>();
     let mut root = serde_json::to_value(schema).expect("schemas serialize");
     drop_null_types(&mut root);
-    debug_assert!(MAX_ID_LEN == 64, "update the id pattern");
+    const { assert!(MAX_ID_LEN == 64, "update the id pattern") };
     let obj = root.as_object_mut().expect("root is an object");
     obj.insert(
         "$id".into(),
