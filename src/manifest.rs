@@ -358,7 +358,7 @@ impl Reader<'_> {
                 self.problems.push(
                     Problem::new(
                         node.span.clone(),
-                        format!("`{what}` must be a whole number, found {f}"),
+                        format!("`{what}` must be a whole number, found {f:?}"),
                     )
                     .label("not a whole number")
                     .help(help.to_string()),
@@ -881,6 +881,14 @@ mod tests {
         assert_eq!(ps.len(), 2, "{ps:?}");
         assert!(ps[0].help.as_deref().unwrap().contains("4, 8 or 12"));
         assert!(ps[1].message.contains("needs model `sora-2-pro`"));
+    }
+
+    #[test]
+    fn whole_decimals_are_shown_as_written() {
+        let ps = problems(
+            "version: 1\nshots:\n  - id: a\n    prompt: x\n    size: 480x480\n    seconds: 5.0\n",
+        );
+        assert_eq!(ps[0].message, "`seconds` must be a whole number, found 5.0");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use schemars::{JsonSchema, generate::SchemaSettings};
 use serde_json::{Value, json};
 
-use crate::limits::{Api, ApiLimits, SecondsRule};
+use crate::limits::{self, Api, ApiLimits, SecondsRule};
 use crate::manifest::MAX_ID_LEN;
 
 /// Where the committed schema lives, relative to the repository root.
@@ -17,7 +17,8 @@ pub const SCHEMA_PATH: &str = "schemas/shotlist.schema.json";
 const NOT_EXPRESSIBLE: &str = "Rules JSON Schema cannot express, which `shotlist validate` also checks: \
 shot ids must be unique; the prompt limit counts the `style` appended to it; the per-size variant limit \
 and the `sora-2-pro`-only sizes also apply when `size`, `variants` or `model` come from `defaults`; \
-`prompt_file` must name a readable file.";
+`prompt_file` must name a readable file; a whole number written as a decimal (`seconds: 5.0`) is refused, \
+though JSON Schema's `integer` accepts it.";
 
 /// A shotlist manifest: a storyboard of video shots to render.
 #[derive(JsonSchema)]
@@ -45,7 +46,7 @@ struct Manifest {
 #[allow(dead_code)]
 struct Defaults {
     /// Model, or the Azure deployment name. API default: `sora` (azure-jobs), `sora-2` (openai-videos).
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = r"\S"))]
     model: Option<String>,
     /// Frame size, `WIDTHxHEIGHT`.
     size: Option<String>,
@@ -71,7 +72,7 @@ struct ShotEntry {
     #[schemars(regex(pattern = r"\S"))]
     prompt: Option<String>,
     /// A file holding the prompt, relative to the manifest (instead of `prompt`).
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = r"\S"))]
     prompt_file: Option<String>,
     /// Frame size, `WIDTHxHEIGHT`.
     size: Option<String>,
@@ -81,7 +82,7 @@ struct ShotEntry {
     #[schemars(range(min = 1))]
     variants: Option<u32>,
     /// Model, or the Azure deployment name.
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = r"\S"))]
     model: Option<String>,
     /// Replaces `defaults.style` for this shot; `''` for none.
     style: Option<String>,
@@ -92,7 +93,7 @@ struct ShotEntry {
 /// A label to select shots with.
 #[derive(JsonSchema)]
 #[allow(dead_code)]
-struct Tag(#[schemars(length(min = 1))] String);
+struct Tag(#[schemars(regex(pattern = r"\S"))] String);
 
 /// The manifest's JSON Schema (draft 2020-12), with every limit of both APIs.
 pub fn manifest_schema() -> Value {
@@ -100,7 +101,7 @@ pub fn manifest_schema() -> Value {
     let schema = generator.into_root_schema_for::<Manifest>();
     let mut root = serde_json::to_value(schema).expect("schemas serialize");
     drop_null_types(&mut root);
-    debug_assert!(MAX_ID_LEN == 64, "update the id pattern");
+    const { assert!(MAX_ID_LEN == 64, "update the id pattern") };
     let obj = root.as_object_mut().expect("root is an object");
     obj.insert(
         "$id".into(),
@@ -212,23 +213,48 @@ fn api_rules(l: &ApiLimits) -> Value {
         if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
             p.extend(e.clone());
         }
-        json!({ "properties": props, "allOf": conditions })
+        with_all_of(json!({ "properties": props }), &conditions)
     };
     // An API without a default size needs one in `defaults` or in every shot.
-    let size_required = match l.default_size {
-        Some(_) => json!([]),
-        None => json!([{
+    let mut root_rules = Vec::new();
+    if l.default_size.is_none() {
+        root_rules.push(json!({
             "if": { "properties": { "defaults": { "required": ["size"] } }, "required": ["defaults"] },
             "else": { "properties": { "shots": { "items": { "required": ["size"] } } } },
-        }]),
-    };
-    json!({
-        "allOf": size_required,
-        "properties": {
-            "defaults": common(json!({})),
-            "shots": { "items": common(json!({ "prompt": { "maxLength": l.prompt_max_chars } })) },
-        }
-    })
+        }));
+    }
+    // A shot with a pro-only size and no model gets `defaults.model`, else the API's
+    // default model; when that default cannot use the size, the shot must name a model.
+    let default_model_excluded = l.sizes.iter().any(|r| {
+        r.model_prefix
+            .is_some_and(|p| limits::model_excluded_from(l.default_model, p))
+    });
+    if default_model_excluded {
+        root_rules.push(json!({
+            "if": { "properties": { "defaults": { "required": ["model"] } }, "required": ["defaults"] },
+            "else": { "properties": { "shots": { "items": {
+                "if": { "properties": { "size": { "enum": pro } }, "required": ["size"] },
+                "then": { "required": ["model"] },
+            } } } },
+        }));
+    }
+    with_all_of(
+        json!({
+            "properties": {
+                "defaults": common(json!({})),
+                "shots": { "items": common(json!({ "prompt": { "maxLength": l.prompt_max_chars } })) },
+            }
+        }),
+        &root_rules,
+    )
+}
+
+/// `schema` with `allOf: subschemas`; none when there are none (`allOf: []` is not a valid schema).
+fn with_all_of(mut schema: Value, subschemas: &[Value]) -> Value {
+    if !subschemas.is_empty() {
+        schema["allOf"] = json!(subschemas);
+    }
+    schema
 }
 
 /// The schema as committed: pretty JSON with a trailing newline.
@@ -267,5 +293,14 @@ mod tests {
         assert_eq!(keys(&s["$defs"]["Defaults"]), sorted(DEFAULTS_KEYS));
         assert_eq!(keys(&s["$defs"]["ShotEntry"]), sorted(SHOT_KEYS));
         assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    }
+
+    #[test]
+    fn schema_is_valid_against_its_meta_schema() {
+        let s = manifest_schema();
+        if let Err(e) = jsonschema::meta::validate(&s) {
+            panic!("{e} at `{}`", e.instance_path());
+        }
+        jsonschema::validator_for(&s).expect("the schema compiles");
     }
 }
