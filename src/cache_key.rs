@@ -84,13 +84,13 @@ mod tests {
     #[test]
     fn every_render_input_changes_the_hash() {
         let base = input_hash(Api::AzureJobs, &shot("a"));
-        let variations: Vec<Box<dyn Fn(&mut Shot)>> = vec![
-            Box::new(|s| s.prompt.push('!')),
-            Box::new(|s| s.model = "sora-x".into()),
-            Box::new(|s| s.size = Size::new(480, 854)),
-            Box::new(|s| s.size = Size::new(854, 480)),
-            Box::new(|s| s.seconds = 6),
-            Box::new(|s| s.variants = 2),
+        let variations: [fn(&mut Shot); 6] = [
+            |s| s.prompt.push('!'),
+            |s| s.model = "sora-x".into(),
+            |s| s.size = Size::new(480, 854),
+            |s| s.size = Size::new(854, 480),
+            |s| s.seconds = 6,
+            |s| s.variants = 2,
         ];
         for vary in variations {
             let mut s = shot("a");

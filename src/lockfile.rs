@@ -310,7 +310,7 @@ mod tests {
         let p = dir.path().join("s.lock");
         std::fs::write(&p, "version: 1\nshots:\n  a:\n    input_hash: [\n").unwrap();
         let err = Lockfile::read(&p).unwrap_err();
-        let LockError::Malformed(d) = err else {
+        let LockError::Malformed { diagnostics: d, .. } = err else {
             panic!("{err:?}")
         };
         assert!(d.to_json()[0].line >= 4, "{:?}", d.to_json());
