@@ -476,7 +476,7 @@ impl Reader<'_> {
             return Defaults::default();
         };
         let f = self.fields(entries, DEFAULTS_KEYS, "`defaults`");
-        Defaults {
+        let d = Defaults {
             model: f
                 .get("model")
                 .and_then(|n| self.non_empty_string(n, "model")),
@@ -484,7 +484,14 @@ impl Reader<'_> {
             seconds: f.get("seconds").and_then(|n| self.seconds(n, limits)),
             variants: f.get("variants").and_then(|n| self.variants(n, limits)),
             style: f.get("style").and_then(|n| self.string(n)),
+        };
+        if let (Some(size), Some(variants)) = (&d.size, &d.variants) {
+            self.variants_for_size(size, variants, "too many", limits);
         }
+        if let (Some(size), Some(model)) = (&d.size, &d.model) {
+            self.model_for_size(size, model, limits);
+        }
+        d
     }
 
     fn shots(&mut self, node: &Node, limits: &ApiLimits, defaults: &Defaults) -> Vec<Shot> {
@@ -612,37 +619,24 @@ impl Reader<'_> {
             None => Some(Vec::new()),
         };
 
-        // Rules across fields, checked only when each field is itself fine.
-        if let (Some(size), Some(variants)) = (&size, &variants) {
-            let rule = limits
-                .size_rule(size.value)
-                .expect("size was checked against the table");
-            if variants.value > rule.max_variants {
-                let from_defaults = !f.contains_key("variants");
-                let mut p = Problem::new(variants.span.clone(), format!("{} variants is too many at {}", variants.value, size.value))
-                    .label(if from_defaults { "from `defaults`" } else { "too many" })
-                    .help(format!("`{}` allows at most {} variant{} at {}; lower `variants` or pick a smaller size", limits.api, rule.max_variants, if rule.max_variants == 1 { "" } else { "s" }, size.value));
-                if size.span != variants.span && !size.span.is_empty() {
-                    p = p.related(size.span.clone(), "size");
-                }
-                self.problems.push(p);
-            }
-            if let (Some(prefix), Some(model)) = (rule.model_prefix, &model)
-                && limits::model_excluded_from(&model.value, prefix)
-            {
-                self.problems.push(
-                    Problem::new(
-                        size.span.clone(),
-                        format!("size {} needs model `{prefix}`", size.value),
-                    )
-                    .label("pro size")
-                    .related(model.span.clone(), "model")
-                    .help(format!(
-                        "use `model: {prefix}` or a size allowed for `{}`",
-                        model.value
-                    )),
-                );
-            }
+        // Rules across fields, checked only when each field is itself fine, and not again
+        // for a pair that both come from `defaults` (reported there once).
+        let inherited = |key: &str, d: bool| !f.contains_key(key) && d;
+        let size_inherited = inherited("size", defaults.size.is_some());
+        if let (Some(size), Some(variants)) = (&size, &variants)
+            && !(size_inherited && inherited("variants", defaults.variants.is_some()))
+        {
+            let label = if f.contains_key("variants") {
+                "too many"
+            } else {
+                "from `defaults`"
+            };
+            self.variants_for_size(size, variants, label, limits);
+        }
+        if let (Some(size), Some(model)) = (&size, &model)
+            && !(size_inherited && inherited("model", defaults.model.is_some()))
+        {
+            self.model_for_size(size, model, limits);
         }
 
         let prompt = prompt.and_then(|p| self.final_prompt(p, style.as_ref(), limits))?;
@@ -655,6 +649,60 @@ impl Reader<'_> {
             variants?.value,
             tags?,
         ))
+    }
+
+    fn variants_for_size(
+        &mut self,
+        size: &At<Size>,
+        variants: &At<u32>,
+        label: &str,
+        limits: &ApiLimits,
+    ) {
+        let rule = limits
+            .size_rule(size.value)
+            .expect("size was checked against the table");
+        if variants.value <= rule.max_variants {
+            return;
+        }
+        let max = rule.max_variants;
+        let mut p = Problem::new(
+            variants.span.clone(),
+            format!("{} variants is too many at {}", variants.value, size.value),
+        )
+        .label(label)
+        .help(format!(
+            "`{}` allows at most {max} variant{} at {}; lower `variants` or pick a smaller size",
+            limits.api,
+            if max == 1 { "" } else { "s" },
+            size.value
+        ));
+        if size.span != variants.span && !size.span.is_empty() {
+            p = p.related(size.span.clone(), "size");
+        }
+        self.problems.push(p);
+    }
+
+    fn model_for_size(&mut self, size: &At<Size>, model: &At<String>, limits: &ApiLimits) {
+        let rule = limits
+            .size_rule(size.value)
+            .expect("size was checked against the table");
+        if let Some(prefix) = rule.model_prefix
+            && limits::model_excluded_from(&model.value, prefix)
+        {
+            let mut p = Problem::new(
+                size.span.clone(),
+                format!("size {} needs model `{prefix}`", size.value),
+            )
+            .label("pro size")
+            .help(format!(
+                "use `model: {prefix}` or a size allowed for `{}`",
+                model.value
+            ));
+            if !model.span.is_empty() {
+                p = p.related(model.span.clone(), "model");
+            }
+            self.problems.push(p);
+        }
     }
 
     fn id(&mut self, node: &Node, seen: &mut HashMap<String, Span>) -> Option<String> {

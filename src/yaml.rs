@@ -96,7 +96,10 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
             span: 0..0,
         });
     }
-    match serde_saphyr::from_str_with_options::<Spanned>(source, options()) {
+    // Repeated keys reach the reader, which reports both places in its own words.
+    let mut options = options();
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+    match serde_saphyr::from_str_with_options::<Spanned>(source, options) {
         Ok(node) => Ok(node.0),
         Err(err) => {
             let span = error_span(&err, source);
