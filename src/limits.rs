@@ -11,7 +11,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Which service protocol a manifest's shots are rendered with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Api {
     /// Azure OpenAI video generation jobs API (model `sora`): `/openai/v1/video/generations/jobs`.
@@ -63,7 +65,8 @@ impl Size {
     /// Parses `WIDTHxHEIGHT` (e.g. `1280x720`). Only the shape is checked here.
     pub fn parse(s: &str) -> Option<Size> {
         let (w, h) = s.split_once('x')?;
-        let digits = |t: &str| !t.is_empty() && t.len() <= 5 && t.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |t: &str| !t.is_empty() && t.len() <= 5 && t.bytes().all(|b| b.is_ascii_digit());
         if !digits(w) || !digits(h) {
             return None;
         }
@@ -156,7 +159,11 @@ impl ApiLimits {
 
     /// `480x480, 480x854, ...` for help lines.
     pub fn sizes_list(&self) -> String {
-        self.sizes.iter().map(|r| r.size.to_string()).collect::<Vec<_>>().join(", ")
+        self.sizes
+            .iter()
+            .map(|r| r.size.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -166,15 +173,51 @@ pub static AZURE_JOBS: ApiLimits = ApiLimits {
     api: Api::AzureJobs,
     default_model: "sora",
     sizes: &[
-        SizeRule { size: Size::new(480, 480), max_variants: 4, model_prefix: None },
-        SizeRule { size: Size::new(480, 854), max_variants: 4, model_prefix: None },
-        SizeRule { size: Size::new(854, 480), max_variants: 4, model_prefix: None },
-        SizeRule { size: Size::new(720, 720), max_variants: 2, model_prefix: None },
-        SizeRule { size: Size::new(720, 1280), max_variants: 2, model_prefix: None },
-        SizeRule { size: Size::new(1280, 720), max_variants: 2, model_prefix: None },
-        SizeRule { size: Size::new(1080, 1080), max_variants: 1, model_prefix: None },
-        SizeRule { size: Size::new(1080, 1920), max_variants: 1, model_prefix: None },
-        SizeRule { size: Size::new(1920, 1080), max_variants: 1, model_prefix: None },
+        SizeRule {
+            size: Size::new(480, 480),
+            max_variants: 4,
+            model_prefix: None,
+        },
+        SizeRule {
+            size: Size::new(480, 854),
+            max_variants: 4,
+            model_prefix: None,
+        },
+        SizeRule {
+            size: Size::new(854, 480),
+            max_variants: 4,
+            model_prefix: None,
+        },
+        SizeRule {
+            size: Size::new(720, 720),
+            max_variants: 2,
+            model_prefix: None,
+        },
+        SizeRule {
+            size: Size::new(720, 1280),
+            max_variants: 2,
+            model_prefix: None,
+        },
+        SizeRule {
+            size: Size::new(1280, 720),
+            max_variants: 2,
+            model_prefix: None,
+        },
+        SizeRule {
+            size: Size::new(1080, 1080),
+            max_variants: 1,
+            model_prefix: None,
+        },
+        SizeRule {
+            size: Size::new(1080, 1920),
+            max_variants: 1,
+            model_prefix: None,
+        },
+        SizeRule {
+            size: Size::new(1920, 1080),
+            max_variants: 1,
+            model_prefix: None,
+        },
     ],
     default_size: None,
     seconds: SecondsRule::Range { min: 1, max: 20 },
@@ -194,10 +237,26 @@ pub static OPENAI_VIDEOS: ApiLimits = ApiLimits {
     api: Api::OpenaiVideos,
     default_model: "sora-2",
     sizes: &[
-        SizeRule { size: Size::new(720, 1280), max_variants: 4, model_prefix: None },
-        SizeRule { size: Size::new(1280, 720), max_variants: 4, model_prefix: None },
-        SizeRule { size: Size::new(1024, 1792), max_variants: 4, model_prefix: Some("sora-2-pro") },
-        SizeRule { size: Size::new(1792, 1024), max_variants: 4, model_prefix: Some("sora-2-pro") },
+        SizeRule {
+            size: Size::new(720, 1280),
+            max_variants: 4,
+            model_prefix: None,
+        },
+        SizeRule {
+            size: Size::new(1280, 720),
+            max_variants: 4,
+            model_prefix: None,
+        },
+        SizeRule {
+            size: Size::new(1024, 1792),
+            max_variants: 4,
+            model_prefix: Some("sora-2-pro"),
+        },
+        SizeRule {
+            size: Size::new(1792, 1024),
+            max_variants: 4,
+            model_prefix: Some("sora-2-pro"),
+        },
     ],
     default_size: Some(Size::new(720, 1280)),
     seconds: SecondsRule::OneOf(&[4, 8, 12]),
@@ -249,7 +308,15 @@ mod tests {
     #[test]
     fn size_parse_rejects_malformed() {
         assert_eq!(Size::parse("1280x720"), Some(Size::new(1280, 720)));
-        for bad in ["1280X720", "1280x", "x720", "12 80x720", "-1x2", "1280x720x3", ""] {
+        for bad in [
+            "1280X720",
+            "1280x",
+            "x720",
+            "12 80x720",
+            "-1x2",
+            "1280x720x3",
+            "",
+        ] {
             assert_eq!(Size::parse(bad), None, "{bad}");
         }
     }
