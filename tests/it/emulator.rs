@@ -98,7 +98,7 @@ async fn openai_video_goes_from_queued_to_completed_with_rising_progress() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(hint >= 1 && hint <= 10_000, "{hint}");
+    assert!((1..=10_000).contains(&hint), "{hint}");
     let seen = poll(&c, &url, openai_finished).await;
     let progress: Vec<u64> = seen
         .iter()
