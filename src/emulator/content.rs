@@ -17,6 +17,8 @@ use futures::StreamExt;
 use super::stats::StatsRecorder;
 
 const CHUNK: usize = 64 * 1024;
+/// How long a cut-short body waits before failing, so the bytes before the cut go out.
+const FLUSH_BEFORE_DROP: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A body that yields at most `keep` bytes of `body`, then fails, which makes the server
 /// close the connection mid-response (the announced `content-length` is not reached).
@@ -28,6 +30,8 @@ pub fn cut_short(body: Body, keep: u64) -> Body {
                 return None;
             }
             if left == 0 {
+                // Let what was sent reach the client first, as on a real dropped connection.
+                tokio::time::sleep(FLUSH_BEFORE_DROP).await;
                 let err = io::Error::new(
                     io::ErrorKind::ConnectionAborted,
                     "connection dropped by the emulator's `--faults`",
