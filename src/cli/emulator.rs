@@ -1,11 +1,85 @@
-//! `shotlist emulator`.
+//! `shotlist emulator`: run the local emulator of both video APIs until Ctrl-C.
+//!
+//! Prints the bound address as the first line on stdout (scripts read it), then one log
+//! line per request on stderr unless `--quiet`. It must never print the API key.
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::emulator::{self, Emulator, EmulatorConfig, FaultSpec};
+use crate::exit_codes;
 
 /// Arguments of `shotlist emulator`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value_t = emulator::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Require this key (`api-key: KEY` or `Authorization: Bearer KEY`) on every request.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "SHOTLIST_EMULATOR_API_KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+    /// Request quota per emulated minute (all requests count); 0 for none.
+    #[arg(long, value_name = "N", default_value_t = EmulatorConfig::default().rpm)]
+    pub rpm: u32,
+    /// Jobs that may run at once; one more gets 429.
+    #[arg(long, value_name = "N", default_value_t = EmulatorConfig::default().max_running)]
+    pub max_running: usize,
+    /// Run the emulated clock this many times faster (job durations, expiry, quota window).
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// How long jobs and their videos stay available, in emulated seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = EmulatorConfig::default().retention.as_secs())]
+    pub retention: u64,
+    /// Seed of fault injection and ids: the same seed and requests give the same faults.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+    /// Faults to inject, e.g. `429=0.1,500=0.05,drop=0.02,slow=0.1,slow-ms=1500,truncate=0.05,fail=0.1,moderation=0.05`.
+    #[arg(long, value_name = "SPEC", default_value = "")]
+    pub faults: FaultSpec,
+    /// A prompt containing this word (any case) always fails moderation.
+    #[arg(long, value_name = "W", default_value = emulator::DEFAULT_MODERATION_WORD)]
+    pub moderation_word: String,
+    /// Do not log requests.
+    #[arg(long)]
+    pub quiet: bool,
+}
 
-pub async fn execute(_args: Args) -> miette::Result<ExitCode> {
-    Err(miette::miette!("`shotlist emulator` is being built"))
+pub async fn execute(args: Args) -> miette::Result<ExitCode> {
+    let cfg = EmulatorConfig {
+        listen: args.listen,
+        api_key: args.api_key,
+        rpm: args.rpm,
+        max_running: args.max_running,
+        time_scale: args.time_scale,
+        retention: Duration::from_secs(args.retention),
+        seed: args.seed,
+        faults: args.faults,
+        moderation_word: Some(args.moderation_word).filter(|w| !w.is_empty()),
+        log_requests: !args.quiet,
+    };
+    let emulator = Emulator::start(cfg).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        // Best effort: a closed stdout must not stop the server.
+        let _ = writeln!(out, "listening on {}", emulator.base_url());
+        let _ = out.flush();
+    }
+    tokio::signal::ctrl_c().await.map_err(|e| {
+        miette::miette!(
+            help = "run it where Ctrl-C can be delivered",
+            "failed to wait for Ctrl-C: {e}"
+        )
+    })?;
+    if !args.quiet {
+        eprintln!("shutting down");
+    }
+    emulator.shutdown().await;
+    Ok(ExitCode::from(exit_codes::SUCCESS))
 }

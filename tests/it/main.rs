@@ -2,4 +2,8 @@
 
 mod cli;
 mod corpus;
+mod emulator;
+mod emulator_cli;
+mod emulator_conformance;
+mod emulator_support;
 mod schema;

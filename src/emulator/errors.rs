@@ -1,0 +1,281 @@
+//! Error responses in each API's own shape, and the emulator's start-up error.
+//!
+//! Azure: `{"error": {"code", "message", "param"?, "type", "inner_error"?}}` (the inner
+//! object is the spec's `AzureOpenAIVideoGenerationErrorResponse`). OpenAI:
+//! `{"error": {"message", "type", "param", "code"}}` (the spec's `ErrorResponse`, nulls
+//! included). Retry hints are real time, so a client that obeys them waits the right
+//! amount at any `--time-scale`. Messages must never echo a credential.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Which service's wording and shape an error takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Azure,
+    OpenAi,
+}
+
+impl Flavor {
+    /// The flavor of whatever route `path` is on (used before routing, e.g. for 401/429).
+    pub fn for_path(path: &str) -> Flavor {
+        if path.starts_with("/v1/videos") || path.starts_with("/openai/v1/videos") {
+            Flavor::OpenAi
+        } else {
+            Flavor::Azure
+        }
+    }
+}
+
+/// An error answer of one of the emulated APIs (boxed: handlers return it by value).
+#[derive(Debug)]
+pub struct ApiError(Box<ApiErrorParts>);
+
+/// The parts of an [`ApiError`].
+#[derive(Debug)]
+pub struct ApiErrorParts {
+    pub flavor: Flavor,
+    pub status: StatusCode,
+    pub code: Option<String>,
+    pub message: String,
+    pub param: Option<String>,
+    pub kind: &'static str,
+    /// Real-time wait hint (`Retry-After`, `retry-after-ms`).
+    pub retry_after: Option<Duration>,
+    pub inner_error: Option<Value>,
+}
+
+impl std::ops::Deref for ApiError {
+    type Target = ApiErrorParts;
+    fn deref(&self) -> &ApiErrorParts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ApiErrorParts {
+        &mut self.0
+    }
+}
+
+impl ApiError {
+    pub fn new(
+        flavor: Flavor,
+        status: StatusCode,
+        code: Option<&str>,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError(Box::new(ApiErrorParts {
+            flavor,
+            status,
+            code: code.map(str::to_owned),
+            message: message.into(),
+            param: None,
+            kind: "invalid_request_error",
+            retry_after: None,
+            inner_error: None,
+        }))
+    }
+
+    pub fn param(mut self, param: &str) -> ApiError {
+        self.param = Some(param.to_owned());
+        self
+    }
+
+    pub fn code_as(mut self, code: &str) -> ApiError {
+        self.code = Some(code.to_owned());
+        self
+    }
+
+    pub fn kind(mut self, kind: &'static str) -> ApiError {
+        self.kind = kind;
+        self
+    }
+
+    pub fn retry_after(mut self, wait: Duration) -> ApiError {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// 400 with a parameter named.
+    pub fn invalid(flavor: Flavor, param: &str, message: impl Into<String>) -> ApiError {
+        let code = match flavor {
+            Flavor::Azure => "BadRequest",
+            Flavor::OpenAi => "invalid_value",
+        };
+        ApiError::new(flavor, StatusCode::BAD_REQUEST, Some(code), message).param(param)
+    }
+
+    pub fn not_found(flavor: Flavor, message: impl Into<String>) -> ApiError {
+        let code = match flavor {
+            Flavor::Azure => Some("NotFound"),
+            Flavor::OpenAi => None,
+        };
+        ApiError::new(flavor, StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn unauthorized(flavor: Flavor, had_credential: bool) -> ApiError {
+        match flavor {
+            Flavor::Azure => ApiError::new(
+                flavor,
+                StatusCode::UNAUTHORIZED,
+                Some("401"),
+                "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
+            ),
+            Flavor::OpenAi if had_credential => ApiError::new(
+                flavor,
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_api_key"),
+                "Incorrect API key provided. You can find your API key in your emulator's `--api-key` or `SHOTLIST_EMULATOR_API_KEY`.",
+            ),
+            Flavor::OpenAi => ApiError::new(
+                flavor,
+                StatusCode::UNAUTHORIZED,
+                None,
+                "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            ),
+        }
+    }
+
+    /// The request quota is used up; `wait` is real time.
+    pub fn quota(flavor: Flavor, rpm: u32, wait: Duration) -> ApiError {
+        let secs = retry_after_secs(wait);
+        let e = match flavor {
+            Flavor::Azure => ApiError::new(
+                flavor,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("429"),
+                format!(
+                    "Requests to the video generation API have exceeded the call rate limit of {rpm} requests per minute of your current pricing tier. Please retry after {secs} seconds."
+                ),
+            ),
+            Flavor::OpenAi => ApiError::new(
+                flavor,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("rate_limit_exceeded"),
+                format!("Rate limit reached for requests per minute: limit {rpm}. Please try again in {secs}s."),
+            )
+            .kind("requests"),
+        };
+        e.retry_after(wait)
+    }
+
+    /// `max` jobs are running already; `wait` (real) until one finishes.
+    pub fn too_many_running(flavor: Flavor, max: usize, wait: Duration) -> ApiError {
+        let message = format!(
+            "Too many running jobs: at most {max} video generation jobs can run at the same time. Wait for one to finish (succeeded or failed), then try again."
+        );
+        let code = match flavor {
+            Flavor::Azure => "too_many_running_jobs",
+            Flavor::OpenAi => "rate_limit_exceeded",
+        };
+        ApiError::new(flavor, StatusCode::TOO_MANY_REQUESTS, Some(code), message)
+            .kind("requests")
+            .retry_after(wait)
+    }
+
+    pub fn internal(flavor: Flavor, message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            flavor,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("internal_error"),
+            message,
+        )
+        .kind("server_error")
+    }
+
+    /// An injected status fault (429, 500 or 503).
+    pub fn injected(flavor: Flavor, status: u16) -> ApiError {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => ApiError::new(
+                flavor,
+                status,
+                Some(if flavor == Flavor::Azure { "429" } else { "rate_limit_exceeded" }),
+                "Rate limit reached (injected by the emulator's `--faults`). Please retry after 1 second.",
+            )
+            .kind("requests")
+            .retry_after(Duration::from_secs(1)),
+            StatusCode::SERVICE_UNAVAILABLE => ApiError::new(
+                flavor,
+                status,
+                Some("service_unavailable"),
+                "The service is temporarily unavailable (injected by the emulator's `--faults`).",
+            )
+            .kind("server_error"),
+            _ => ApiError::internal(
+                flavor,
+                "The server had an error while processing your request (injected by the emulator's `--faults`).",
+            ),
+        }
+    }
+
+    pub fn body(&self) -> Value {
+        match self.flavor {
+            Flavor::Azure => {
+                let mut error = json!({
+                    "code": self.code.clone().unwrap_or_else(|| self.status.as_u16().to_string()),
+                    "message": self.message,
+                    "type": self.kind,
+                });
+                if let Some(param) = &self.param {
+                    error["param"] = json!(param);
+                }
+                if let Some(inner) = &self.inner_error {
+                    error["inner_error"] = inner.clone();
+                }
+                json!({ "error": error })
+            }
+            Flavor::OpenAi => json!({
+                "error": {
+                    "message": self.message,
+                    "type": self.kind,
+                    "param": self.param,
+                    "code": self.code,
+                }
+            }),
+        }
+    }
+}
+
+/// Whole seconds for `Retry-After`, rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(wait) = self.retry_after {
+            let headers = response.headers_mut();
+            let ms = HeaderValue::from(wait.as_millis().max(1) as u64);
+            headers.insert("retry-after", HeaderValue::from(retry_after_secs(wait)));
+            headers.insert("retry-after-ms", ms.clone());
+            if self.flavor == Flavor::Azure {
+                headers.insert("x-ms-retry-after-ms", ms);
+            }
+        }
+        response
+    }
+}
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum EmulatorError {
+    #[error("failed to listen on `{addr}`")]
+    #[diagnostic(help("pick another address with `--listen`, or port 0 for any free port"))]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid `--time-scale` {0}")]
+    #[diagnostic(help(
+        "the time scale is a positive number, e.g. `1` (real time) or `60` (a minute per second)"
+    ))]
+    TimeScale(f64),
+}

@@ -1,0 +1,347 @@
+//! The HTTP server: shared state, the router of both APIs, the layers every request goes
+//! through (request id, log line, stats, auth, quota, faults), start and shutdown.
+//!
+//! Order of the API layers: count → authenticate (401) → quota (429) → injected fault →
+//! handler → `drop`/`slow` on the way out. `/_emulator/*` skips all of them but the request
+//! id and the log line: checking the emulator must never change what it does. This module
+//! must never log a credential or a query secret.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::HttpBody;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::assets::{self, AssetKind};
+use super::auth::{self, AuthOutcome};
+use super::clock::{Clock, EmuMillis};
+use super::content::cut_short;
+use super::errors::{ApiError, EmulatorError, Flavor};
+use super::faults::{Faults, RequestFault};
+use super::ids::IdGen;
+use super::quota::Quota;
+use super::state::{CreateRefused, Failure, Job, JobSpec, NewIds, Store};
+use super::stats::{Stats, StatsRecorder};
+use super::{EmulatorConfig, azure, openai};
+
+/// Uploads (`input_reference`) can be large images.
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// How long shutdown waits for open requests before dropping them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct App {
+    pub api_key: Option<String>,
+    pub moderation_word: Option<String>,
+    pub log_requests: bool,
+    pub clock: Clock,
+    pub store: Store,
+    pub quota: Quota,
+    pub faults: Faults,
+    pub stats: Arc<StatsRecorder>,
+    pub ids: IdGen,
+    pub shutdown: CancellationToken,
+}
+
+impl App {
+    pub fn now(&self) -> EmuMillis {
+        self.clock.now()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats.snapshot(self.store.running(self.now()))
+    }
+
+    fn is_moderated(&self, prompt: &str) -> bool {
+        self.moderation_word
+            .as_deref()
+            .filter(|w| !w.is_empty())
+            .is_some_and(|w| prompt.to_lowercase().contains(&w.to_lowercase()))
+    }
+
+    /// Creates a job from a validated spec (both APIs): the running-job cap, the fate of
+    /// the job (moderation word, `fail`/`moderation` faults), the stats and the eager render.
+    pub fn create_job(
+        self: &Arc<Self>,
+        spec: JobSpec,
+        flavor: Flavor,
+    ) -> Result<Arc<Job>, ApiError> {
+        let now = self.now();
+        // Always draw, so the fault sequence does not depend on prompts.
+        let fault = self.faults.on_create();
+        let failure = if self.is_moderated(&spec.prompt) {
+            Some(Failure::Moderation)
+        } else {
+            fault.map(Failure::from)
+        };
+        let unix_ms = self.clock.unix_ms(now);
+        let ids = match spec.api {
+            crate::limits::Api::AzureJobs => NewIds {
+                job: self.ids.job(unix_ms),
+                generations: (0..spec.variants)
+                    .map(|_| self.ids.generation(unix_ms))
+                    .collect(),
+            },
+            crate::limits::Api::OpenaiVideos => NewIds {
+                job: self.ids.video(),
+                generations: vec![self.ids.generation(unix_ms)],
+            },
+        };
+        let prompt = spec.prompt.clone();
+        match self.store.create(spec, ids, failure, now) {
+            Ok((job, running)) => {
+                if let Some(f) = fault.filter(|_| failure.is_some()) {
+                    self.stats.fault(match f {
+                        super::faults::JobFault::InternalError => "fail",
+                        super::faults::JobFault::Moderation => "moderation",
+                    });
+                }
+                self.stats.job_created(&prompt, running);
+                self.schedule_render(&job);
+                Ok(job)
+            }
+            Err(CreateRefused::TooManyRunning { max, wait }) => Err(ApiError::too_many_running(
+                flavor,
+                max,
+                self.clock.to_real(wait),
+            )),
+        }
+    }
+
+    /// Encodes a succeeding job's videos when it reaches `processing`, so downloads right
+    /// after success do not wait for the encoder.
+    fn schedule_render(self: &Arc<Self>, job: &Arc<Job>) {
+        if job.failure.is_some() {
+            return;
+        }
+        let app = self.clone();
+        let job = job.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = app.shutdown.cancelled() => return,
+                () = tokio::time::sleep(app.clock.real_until(job.processing_at())) => {}
+            }
+            for generation in &job.generations {
+                if app.shutdown.is_cancelled() {
+                    return;
+                }
+                // A failure is retried by the first content request.
+                let _ = assets::asset(&job, generation, AssetKind::Mp4).await;
+            }
+        });
+    }
+}
+
+/// The router of both APIs and `/_emulator`.
+pub fn router(app: Arc<App>) -> Router {
+    let api = azure::routes()
+        .merge(openai::routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), api_layer));
+    Router::new()
+        .route("/_emulator/stats", get(stats))
+        .route("/_emulator/health", get(|| async { "ok" }))
+        .merge(api)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(app.clone(), common_layer))
+        .with_state(app)
+}
+
+async fn stats(State(app): State<Arc<App>>) -> Response {
+    axum::Json(app.stats()).into_response()
+}
+
+async fn not_found(req: Request) -> ApiError {
+    let flavor = Flavor::for_path(req.uri().path());
+    let mut e = ApiError::not_found(
+        flavor,
+        format!("No route for `{} {}`.", req.method(), req.uri().path()),
+    );
+    if flavor == Flavor::Azure {
+        e.code = Some("404".into());
+        e.message = "Resource not found".into();
+    }
+    e
+}
+
+/// Request id and log line, for every route.
+async fn common_layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let target = loggable_target(req.uri());
+    let request_id = app.ids.request();
+    let mut response = next.run(req).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert("apim-request-id", value.clone());
+        response.headers_mut().insert("x-request-id", value);
+    }
+    if app.log_requests {
+        eprintln!(
+            "{method} {target} {} {}ms",
+            response.status().as_u16(),
+            started.elapsed().as_millis()
+        );
+    }
+    response
+}
+
+/// The path and query, with the values of secret-looking query parameters hidden.
+fn loggable_target(uri: &axum::http::Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.path().to_owned();
+    };
+    let secret = |name: &str| {
+        let n = name.to_ascii_lowercase();
+        ["key", "token", "sig", "secret", "password", "auth"]
+            .iter()
+            .any(|s| n.contains(s))
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if secret(name) => format!("{name}=REDACTED"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{}?{}", uri.path(), query.join("&"))
+}
+
+/// Stats, auth, quota and faults, for the API routes only.
+async fn api_layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let flavor = Flavor::for_path(req.uri().path());
+    app.stats.request(app.now());
+    let response = api_layer_inner(&app, flavor, req, next).await;
+    app.stats.response(response.status().as_u16());
+    response
+}
+
+async fn api_layer_inner(app: &Arc<App>, flavor: Flavor, req: Request, next: Next) -> Response {
+    match auth::check(app.api_key.as_deref(), req.headers()) {
+        AuthOutcome::Allowed => {}
+        outcome => {
+            return ApiError::unauthorized(flavor, outcome == AuthOutcome::Wrong).into_response();
+        }
+    }
+    if let Err(wait) = app.quota.admit(app.now()) {
+        return ApiError::quota(flavor, app.quota.rpm(), app.clock.to_real(wait)).into_response();
+    }
+    let fault = app.faults.on_request();
+    match fault {
+        RequestFault::Status(status) => {
+            app.stats.fault(&status.to_string());
+            return ApiError::injected(flavor, status).into_response();
+        }
+        RequestFault::Slow(delay) => {
+            app.stats.fault("slow");
+            tokio::time::sleep(delay).await;
+        }
+        RequestFault::Drop | RequestFault::None => {}
+    }
+    let response = next.run(req).await;
+    if fault != RequestFault::Drop {
+        return response;
+    }
+    app.stats.fault("drop");
+    let (mut parts, body) = response.into_parts();
+    let len = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .or_else(|| body.size_hint().exact());
+    let Some(len) = len else {
+        return Response::from_parts(parts, cut_short(body, 0));
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    Response::from_parts(parts, cut_short(body, len / 2))
+}
+
+/// Parses a comma-separated query list value (`statuses=a,b`).
+pub fn query_list(query: &HashMap<String, String>, name: &str) -> Vec<String> {
+    query
+        .get(name)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    pub server: JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn start(cfg: EmulatorConfig) -> Result<Running, EmulatorError> {
+    if !(cfg.time_scale.is_finite() && cfg.time_scale > 0.0) {
+        return Err(EmulatorError::TimeScale(cfg.time_scale));
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| EmulatorError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| EmulatorError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let app = Arc::new(App {
+        api_key: cfg.api_key.filter(|k| !k.is_empty()),
+        moderation_word: cfg.moderation_word,
+        log_requests: cfg.log_requests,
+        clock: Clock::new(cfg.time_scale),
+        store: Store::new(cfg.max_running, cfg.retention),
+        quota: Quota::new(cfg.rpm),
+        faults: Faults::new(cfg.faults, cfg.seed),
+        stats: Arc::new(StatsRecorder::default()),
+        ids: IdGen::new(cfg.seed),
+        shutdown: CancellationToken::new(),
+    });
+    let token = app.shutdown.clone();
+    let service = router(app.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+    });
+    Ok(Running { addr, app, server })
+}
+
+impl Running {
+    pub async fn shutdown(self) {
+        self.app.shutdown.cancel();
+        let abort = self.server.abort_handle();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.server)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
+}
+
+/// `StatusCode` of a response a handler builds by hand (204).
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}

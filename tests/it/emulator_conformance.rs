@@ -1,0 +1,206 @@
+//! Emulator responses validated against the official API descriptions in
+//! `../shared/specs/` (OpenAI `openapi.yaml`, Azure `azure-v1-preview-generated.json`).
+//!
+//! Each schema is checked through a wrapper that embeds the spec's `components`, so
+//! `#/components/schemas/...` references resolve. A missing spec file fails the test.
+
+use std::sync::OnceLock;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::emulator_support::*;
+
+const OPENAI_SPEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/specs/openai-openapi.yaml"
+);
+const AZURE_SPEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/specs/azure-v1-preview-generated.json"
+);
+
+fn read_spec(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!("failed to read the API spec `{path}`: {e}\nhelp: clone the `shared/` folder beside the repository (`../shared`)")
+    })
+}
+
+fn openai_components() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let options = serde_saphyr::options! { budget: None };
+        let spec: Value = serde_saphyr::from_str_with_options(&read_spec(OPENAI_SPEC), options)
+            .expect("the OpenAI spec parses");
+        spec["components"].clone()
+    })
+}
+
+fn azure_components() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let spec: Value =
+            serde_json::from_str(&read_spec(AZURE_SPEC)).expect("the Azure spec parses");
+        spec["components"].clone()
+    })
+}
+
+/// Validates `instance` against `#/components/schemas/{name}` of `components`.
+fn check(components: &Value, name: &str, instance: &Value) {
+    assert!(
+        components["schemas"].get(name).is_some(),
+        "the spec has no schema `{name}`"
+    );
+    let wrapper =
+        json!({ "$ref": format!("#/components/schemas/{name}"), "components": components });
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&wrapper)
+        .unwrap_or_else(|e| panic!("the schema `{name}` compiles: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{name} does not accept {instance}:\n{}",
+        errors.join("\n")
+    );
+}
+
+#[test]
+fn schemas_reject_what_they_should() {
+    // Guards against a wrapper that validates everything.
+    let bad =
+        std::panic::catch_unwind(|| check(openai_components(), "VideoResource", &json!({"id": 1})));
+    assert!(bad.is_err());
+    let bad = std::panic::catch_unwind(|| {
+        check(
+            azure_components(),
+            "VideoGenerationJob",
+            &json!({"object": "video"}),
+        )
+    });
+    assert!(bad.is_err());
+}
+
+#[tokio::test]
+async fn openai_responses_match_the_openai_spec() {
+    let emu = start(fast()).await;
+    let (c, base) = (client(), emu.base_url());
+    let spec = openai_components();
+    let created = openai_create(
+        &c,
+        &base,
+        &json!({"prompt": "a kite", "size": "1280x720", "seconds": "4"}),
+    )
+    .await;
+    check(spec, "VideoResource", &created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    for body in poll(&c, &format!("{base}/v1/videos/{id}"), openai_finished).await {
+        check(spec, "VideoResource", &body);
+    }
+    let failed_id = openai_create(&c, &base, &json!({"prompt": "forbidden"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = poll(
+        &c,
+        &format!("{base}/v1/videos/{failed_id}"),
+        openai_finished,
+    )
+    .await;
+    check(spec, "VideoResource", failed.last().unwrap());
+    let remix = answer(
+        c.post(format!("{base}/v1/videos/{id}/remix"))
+            .json(&json!({"prompt": "a kite at dusk"})),
+    )
+    .await;
+    check(spec, "VideoResource", &remix.body);
+
+    let list = answer(c.get(format!("{base}/v1/videos?limit=2"))).await;
+    check(spec, "VideoListResource", &list.body);
+    let empty = answer(c.get(format!("{base}/v1/videos?after=video_unknown"))).await;
+    check(spec, "VideoListResource", &empty.body);
+    let deleted = answer(c.delete(format!("{base}/v1/videos/{failed_id}"))).await;
+    check(spec, "DeletedVideoResource", &deleted.body);
+
+    for error in [
+        openai_create(&c, &base, &json!({"prompt": "p", "size": "1x1"})).await,
+        openai_create(&c, &base, &json!({"prompt": "p", "seconds": 4})).await,
+        answer(c.get(format!("{base}/v1/videos/video_missing"))).await,
+        answer(c.get(format!("{base}/v1/videos/{id}/content?variant=gif"))).await,
+    ] {
+        assert!(error.status.is_client_error());
+        check(spec, "ErrorResponse", &error.body);
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn azure_responses_match_the_azure_spec() {
+    let emu = start(fast()).await;
+    let (c, base) = (client(), emu.base_url());
+    let spec = azure_components();
+    let created = azure_create(&c, &base, &azure_job("a harbour", 854, 480, 3, 2)).await;
+    check(spec, "VideoGenerationJob", &created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let seen = poll(&c, &format!("{base}{AZ}/jobs/{id}?{V}"), azure_finished).await;
+    for body in &seen {
+        check(spec, "VideoGenerationJob", body);
+    }
+    let gen_id = seen.last().unwrap()["generations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let generation = answer(c.get(format!("{base}{AZ}/{gen_id}?{V}"))).await;
+    check(spec, "VideoGeneration", &generation.body);
+    let failed_id = azure_create(&c, &base, &azure_job("forbidden", 480, 480, 1, 1))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = poll(
+        &c,
+        &format!("{base}{AZ}/jobs/{failed_id}?{V}"),
+        azure_finished,
+    )
+    .await;
+    check(spec, "VideoGenerationJob", failed.last().unwrap());
+
+    for query in [
+        "limit=1",
+        "limit=10&statuses=succeeded,failed",
+        "statuses=queued",
+    ] {
+        let list = answer(c.get(format!("{base}{AZ}/jobs?{V}&{query}"))).await;
+        assert_eq!(list.status, StatusCode::OK);
+        check(spec, "VideoGenerationJobList", &list.body);
+    }
+
+    for error in [
+        azure_create(&c, &base, &azure_job("p", 1000, 1000, 5, 1)).await,
+        azure_create(&c, &base, &azure_job("p", 480, 480, 50, 1)).await,
+        answer(c.get(format!("{base}{AZ}/jobs/task_missing?{V}"))).await,
+        answer(c.get(format!("{base}{AZ}/jobs"))).await,
+    ] {
+        assert!(error.status.is_client_error());
+        assert!(
+            error.body["error"]["code"].is_string() && error.body["error"]["message"].is_string()
+        );
+        check(
+            spec,
+            "AzureOpenAIVideoGenerationErrorResponse",
+            &error.body["error"],
+        );
+        check(
+            spec,
+            "AzureErrorResponse",
+            &json!({"error": {"code": error.body["error"]["code"], "message": error.body["error"]["message"]}}),
+        );
+    }
+    emu.shutdown().await;
+}
