@@ -1,11 +1,285 @@
-//! `shotlist render`.
+//! `shotlist render`: render what the plan says is stale, two jobs at a time, within quota.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use miette::{IntoDiagnostic, WrapErr};
+
+use crate::api::auth::{KeyHeader, Secret};
+use crate::api::{Auth, Client, ClientOptions, Endpoint};
+use crate::emulator::{Emulator, EmulatorConfig};
+use crate::endpoint::{self, Target};
+use crate::exit_codes;
+use crate::lockfile::Lockfile;
+use crate::manifest;
+use crate::pacer::Pacer;
+use crate::plan::{self, Action, Reason};
+use crate::recorder::Recorder;
+use crate::reporter::{Event, Mode, Reporter};
+use crate::scheduler::{self, Config, Outcome, Stop};
+
+/// How much faster than real time the built-in emulator runs: a 1 to 5 minute job
+/// takes 0.5 to 2.5 seconds, so a storyboard renders in seconds.
+pub const LOCAL_TIME_SCALE: f64 = 120.0;
 
 /// Arguments of `shotlist render`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The manifest.
+    #[arg(default_value = manifest::DEFAULT_FILE)]
+    pub manifest: PathBuf,
+    /// Only these shots (all when none are given).
+    pub shots: Vec<String>,
+    /// Only shots with this tag (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Re-render the named shots (all when none are named), fresh or not.
+    #[arg(long)]
+    pub force: bool,
+    /// Show the plan and stop: no request is made.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Fail, before any request, if any shot would need a new job (for CI).
+    #[arg(long)]
+    pub locked: bool,
+    /// Hash every recorded output instead of trusting size and modification time.
+    #[arg(long)]
+    pub verify: bool,
+    /// Service URL (else AZURE_OPENAI_ENDPOINT / OPENAI_BASE_URL, else the built-in emulator).
+    #[arg(long, env = "SHOTLIST_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Use the built-in emulator (placeholder videos, no account).
+    #[arg(long, conflicts_with = "endpoint")]
+    pub local: bool,
+    /// Jobs running at once (the service allows 2 unless your account allows more).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Requests per minute, all requests counted, bursts included.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rpm: u32,
+    /// Do not save thumbnails beside the videos.
+    #[arg(long)]
+    pub no_thumbnails: bool,
+    /// Print NDJSON events on stdout instead of progress.
+    #[arg(long)]
+    pub json: bool,
+    /// Clock speed-up of the built-in emulator.
+    #[arg(long, default_value_t = LOCAL_TIME_SCALE, hide = true)]
+    pub local_time_scale: f64,
+}
 
-pub async fn execute(_args: Args) -> miette::Result<ExitCode> {
-    Err(miette::miette!("`shotlist render` is being built"))
+pub async fn execute(args: Args) -> miette::Result<ExitCode> {
+    let storyboard = match manifest::load(&args.manifest) {
+        Ok(sb) => sb,
+        Err(err) => return Ok(super::report_load_error(err)),
+    };
+    super::check_selection(&storyboard, &args.shots)?;
+    let lock_path = storyboard.lockfile_path();
+    let lock = Lockfile::read(&lock_path)?;
+    let target = endpoint::resolve(storyboard.api, args.endpoint.as_deref(), args.local)?;
+    let plan = plan::plan(
+        &storyboard,
+        &lock,
+        &plan::Options {
+            endpoint: target.lock_name().to_string(),
+            verify: args.verify,
+            force: args.force,
+            only: args.shots.clone(),
+            tags: args.tags.clone(),
+            now: None,
+        },
+    );
+    let file = args.manifest.display().to_string();
+
+    if args.dry_run {
+        print!("{}", super::plan::render_text(&file, &plan));
+        return Ok(ExitCode::from(exit_codes::SUCCESS));
+    }
+    if args.locked {
+        let needs_jobs: Vec<String> = plan
+            .shots
+            .iter()
+            .filter(|s| s.action == Action::Render || matches!(s.reason, Reason::Incomplete { .. }))
+            .map(|s| format!("  {}: {}", s.id, s.reason))
+            .collect();
+        if !needs_jobs.is_empty() {
+            eprintln!(
+                "error: --locked: {} shot{} would need a new job:",
+                needs_jobs.len(),
+                if needs_jobs.len() == 1 { "" } else { "s" }
+            );
+            for line in &needs_jobs {
+                eprintln!("{line}");
+            }
+            eprintln!(
+                "  help: render without --locked and commit `{}`",
+                lock_path.display()
+            );
+            return Ok(ExitCode::from(exit_codes::LOCKED));
+        }
+    }
+
+    let reporter = Arc::new(Reporter::new(Mode::detect(args.json)));
+    let to_do = plan
+        .shots
+        .iter()
+        .filter(|s| s.action != Action::Fresh)
+        .count();
+    reporter.emit(Event::Started {
+        manifest: file.clone(),
+        api: storyboard.api.to_string(),
+        endpoint: target.lock_name().to_string(),
+        shots: plan.shots.len(),
+        to_do,
+    });
+    if to_do == 0 {
+        reporter.emit(Event::Summary(crate::reporter::Summary {
+            skipped: plan.shots.len(),
+            ..Default::default()
+        }));
+        return Ok(ExitCode::from(exit_codes::SUCCESS));
+    }
+
+    // Where requests go, and the run's timing.
+    let (client, emulator, config) = match &target {
+        Target::Local => {
+            let key = local_key();
+            let emulator = Emulator::start(EmulatorConfig {
+                listen: "127.0.0.1:0".parse().expect("valid address"),
+                api_key: Some(key.clone()),
+                time_scale: args.local_time_scale,
+                rpm: args.rpm,
+                max_running: usize::from(args.jobs),
+                log_requests: false,
+                ..EmulatorConfig::default()
+            })
+            .await
+            .into_diagnostic()
+            .wrap_err("failed to start the built-in emulator")?;
+            reporter.emit(Event::Notice {
+                message: format!(
+                    "using the built-in emulator at {}: videos are placeholders. To render for real, set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY (or pass --endpoint)",
+                    emulator.base_url()
+                ),
+            });
+            let base = match storyboard.api {
+                crate::limits::Api::AzureJobs => format!("{}/openai/v1", emulator.base_url()),
+                crate::limits::Api::OpenaiVideos => format!("{}/v1", emulator.base_url()),
+            };
+            let auth = Auth::ApiKey {
+                key: Secret::new(key),
+                header: KeyHeader::ApiKey,
+                source: "the built-in emulator's throwaway key".into(),
+            };
+            let endpoint = Endpoint::new(storyboard.api, &base, auth).into_diagnostic()?;
+            let pacer = Arc::new(Pacer::per_minute(args.rpm, args.local_time_scale));
+            let client =
+                Client::new(endpoint, pacer, &ClientOptions::default()).into_diagnostic()?;
+            (
+                client,
+                Some(emulator),
+                Config::for_service().scaled(args.local_time_scale),
+            )
+        }
+        Target::Remote {
+            base_url, source, ..
+        } => {
+            let azure = *source == endpoint::ENV_AZURE_ENDPOINT || base_url.contains(".azure.com");
+            let Some(auth) = Auth::from_env(storyboard.api, azure, |k| std::env::var(k).ok())
+            else {
+                eprintln!("error: no credential for {}", target.lock_name());
+                eprintln!("  help: set OPENAI_API_KEY (or AZURE_OPENAI_API_KEY for Azure)");
+                return Ok(ExitCode::from(exit_codes::AUTH));
+            };
+            let endpoint = if azure {
+                Endpoint::azure(storyboard.api, base_url, auth)
+            } else {
+                Endpoint::new(storyboard.api, base_url, auth)
+            }
+            .into_diagnostic()?;
+            let pacer = Arc::new(Pacer::per_minute(args.rpm, 1.0));
+            let client =
+                Client::new(endpoint, pacer, &ClientOptions::default()).into_diagnostic()?;
+            (client, None, Config::for_service())
+        }
+    };
+    let config = Config {
+        max_jobs: usize::from(args.jobs),
+        thumbnails: !args.no_thumbnails,
+        ..config
+    };
+
+    // First Ctrl-C: start nothing new, finish and record what runs. Second: abort now;
+    // the lockfile is valid at every instant.
+    let stop = Arc::new(Stop::default());
+    let signals = {
+        let stop = Arc::clone(&stop);
+        let reporter = Arc::clone(&reporter);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                reporter.emit(Event::Notice {
+                    message: "stopping: no new jobs; waiting for running jobs (they are paid for). Press Ctrl-C again to abort".into(),
+                });
+                stop.request();
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "aborted: running jobs are recorded in the lockfile; run again to resume them"
+                );
+                std::process::exit(i32::from(exit_codes::INTERRUPTED));
+            }
+        })
+    };
+
+    let recorder = Arc::new(Recorder::new(lock_path, lock));
+    let report = scheduler::run(
+        client,
+        storyboard,
+        plan,
+        recorder,
+        Arc::clone(&reporter),
+        config,
+        Arc::clone(&stop),
+    )
+    .await;
+    signals.abort();
+    reporter.emit(Event::Summary(report.summary.clone()));
+    if let Some(emulator) = emulator {
+        emulator.shutdown().await;
+    }
+
+    if let Some(fatal) = report.fatal {
+        eprintln!("error: {fatal}");
+        eprintln!(
+            "  help: check the credential named above; the run stopped so nothing else is sent with it"
+        );
+        return Ok(ExitCode::from(exit_codes::AUTH));
+    }
+    let failed: Vec<&str> = report
+        .outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if !failed.is_empty() {
+        eprintln!(
+            "error: {} shot{} failed: {}",
+            failed.len(),
+            if failed.len() == 1 { "" } else { "s" },
+            failed.join(", ")
+        );
+        return Ok(ExitCode::from(exit_codes::SHOTS_FAILED));
+    }
+    if report.summary.interrupted {
+        return Ok(ExitCode::from(exit_codes::INTERRUPTED));
+    }
+    Ok(ExitCode::from(exit_codes::SUCCESS))
+}
+
+/// A throwaway key for the in-process emulator: the client and server agree on it, and
+/// nothing else on the machine can drive the emulator without it.
+fn local_key() -> String {
+    let mut rng = fastrand::Rng::new();
+    (0..32).map(|_| rng.alphanumeric()).collect()
 }
