@@ -1,8 +1,8 @@
 //! Encode times of the placeholder video and stills, for the sizes a storyboard uses.
 //!
-//! `cargo bench --bench video` (release) or `cargo run`-like timing in a dev build with
-//! `cargo bench --bench video --profile dev`. Prints one line per case; no harness, so
-//! it needs no extra dependency. `VIDEO_BENCH_OUT=dir` also writes the files there.
+//! `cargo bench --bench video` times a release build, `cargo bench --bench video
+//! --profile dev` a dev build. Prints one line per case; no harness, so it needs no
+//! extra dependency. `VIDEO_BENCH_OUT=dir` also writes the files there.
 
 use std::time::Instant;
 
@@ -11,9 +11,19 @@ use shotlist::emulator::video::{
 };
 
 fn main() {
-    let cases: &[(u32, u32, u32)] = &[(1920, 1080, 20), (1280, 720, 5), (480, 480, 5)];
+    // VIDEO_BENCH_CASES="1080x1920x4,480x854x6" replaces the default cases.
+    let cases: Vec<(u32, u32, u32)> = match std::env::var("VIDEO_BENCH_CASES") {
+        Ok(list) => list
+            .split(',')
+            .map(|case| {
+                let n: Vec<u32> = case.split('x').map(|v| v.parse().expect("WxHxS")).collect();
+                (n[0], n[1], n[2])
+            })
+            .collect(),
+        Err(_) => vec![(1920, 1080, 20), (1280, 720, 5), (480, 480, 5)],
+    };
     let out = std::env::var_os("VIDEO_BENCH_OUT").map(std::path::PathBuf::from);
-    for &(width, height, seconds) in cases {
+    for (width, height, seconds) in cases {
         let slate = Slate {
             prompt: "A paper boat drifts down a rain-soaked street at dusk, neon signs \
                      reflected in the puddles; slow dolly in, shallow depth of field.",

@@ -27,7 +27,9 @@ const ACCENTS: [Rgb; 4] = [
     [120, 220, 110],
 ];
 
-const LABEL: &str = "PLACEHOLDER \u{2014} shotlist emulator";
+/// The label, on one line when it fits, else on two.
+const LABEL_TOP: &str = "PLACEHOLDER \u{2014}";
+const LABEL_BOTTOM: &str = "shotlist emulator";
 
 /// Frames in a video of `seconds` at [`FPS`].
 pub(crate) fn frame_count(seconds: u32) -> u32 {
@@ -83,24 +85,46 @@ impl SlateRenderer {
         let facts_y = clock.y - margin / 2 - 3 * line;
 
         // Label band across the top, in the variant's accent.
-        let band_h = 16 * u;
+        let text_chars = chars_fitting(w - 2 * margin, unit);
+        let one_line = format!("{LABEL_TOP} {LABEL_BOTTOM}");
+        let label: Vec<String> = if one_line.chars().count() <= text_chars {
+            vec![one_line]
+        } else {
+            vec![LABEL_TOP.to_owned(), LABEL_BOTTOM.to_owned()]
+        };
+        let band_h = 8 * u + label.len() as i64 * line - 2 * u;
         canvas.fill(Rect::new(0, 0, w, band_h), accent);
-        let band_chars = chars_fitting(w - 2 * margin, unit);
+        for (i, text) in label.iter().enumerate() {
+            let y = 4 * u + i as i64 * line;
+            canvas.text(margin, y, unit, &truncate(text, text_chars), ON_ACCENT);
+        }
         let variant = format!("variant {}/{}", slate.variant, slate.variants);
-        let label_len = LABEL.chars().count();
-        let label = truncate(LABEL, band_chars);
-        canvas.text(margin, 4 * u, unit, &label, ON_ACCENT);
-        if label_len + 2 + variant.len() <= band_chars {
+        if label[0].chars().count() + 2 + variant.len() <= text_chars {
             let x = w - margin - text_width(variant.len(), unit);
             canvas.text(x, 4 * u, unit, &variant, ON_ACCENT);
         }
 
-        // The prompt, word-wrapped into the space between the band and the facts.
+        // The prompt, word-wrapped into the space between the band and the facts: as
+        // large as up to twice the body text when it fits whole, else body size and
+        // cut with an ellipsis.
         let prompt_y = band_h + margin;
-        let max_lines = ((facts_y - margin / 2 - prompt_y) / line).max(0) as usize;
-        let lines = wrap(slate.prompt, chars_fitting(w - 2 * margin, unit), max_lines);
-        for (i, text) in lines.iter().enumerate() {
-            canvas.text(margin, prompt_y + i as i64 * line, unit, text, TEXT);
+        let prompt_h = facts_y - margin / 2 - prompt_y;
+        let mut prompt = None;
+        for scale in (unit..=2 * unit).rev() {
+            let line = 10 * i64::from(scale);
+            let max_lines = (prompt_h / line).max(0) as usize;
+            let chars = chars_fitting(w - 2 * margin, scale);
+            let (lines, cut) = wrap(slate.prompt, chars, max_lines);
+            if !cut || scale == unit {
+                prompt = Some((scale, lines));
+                break;
+            }
+        }
+        if let Some((scale, lines)) = prompt {
+            let line = 10 * i64::from(scale);
+            for (i, text) in lines.iter().enumerate() {
+                canvas.text(margin, prompt_y + i as i64 * line, scale, text, TEXT);
+            }
         }
 
         let facts_chars = chars_fitting(w - 2 * margin, unit);
@@ -255,10 +279,11 @@ fn truncate(text: &str, max: usize) -> String {
 /// Greedy word wrap into at most `max_lines` lines of at most `max_chars` characters.
 /// Whitespace runs (newlines included) become one space and control characters are
 /// dropped; a word longer than a line is split. When the text does not fit, the last
-/// line ends with an ellipsis.
-pub(crate) fn wrap(text: &str, max_chars: usize, max_lines: usize) -> Vec<String> {
+/// line ends with an ellipsis and the flag returned is true.
+pub(crate) fn wrap(text: &str, max_chars: usize, max_lines: usize) -> (Vec<String>, bool) {
     if max_chars == 0 || max_lines == 0 {
-        return Vec::new();
+        let empty = text.chars().all(|c| c.is_whitespace() || c.is_control());
+        return (Vec::new(), !empty);
     }
     let mut lines: Vec<String> = Vec::new();
     let mut current = String::new();
@@ -315,7 +340,7 @@ pub(crate) fn wrap(text: &str, max_chars: usize, max_lines: usize) -> Vec<String
             *last = cut;
         }
     }
-    lines
+    (lines, overflow)
 }
 
 #[cfg(test)]
@@ -324,19 +349,21 @@ mod tests {
 
     #[test]
     fn wrap_breaks_at_words() {
-        let lines = wrap("a quiet harbour at dawn", 10, 5);
+        let (lines, cut) = wrap("a quiet harbour at dawn", 10, 5);
         assert_eq!(lines, ["a quiet", "harbour at", "dawn"]);
+        assert!(!cut);
     }
 
     #[test]
     fn wrap_splits_long_words_and_collapses_whitespace() {
-        let lines = wrap("abcdefghijkl\n\n  xy", 5, 5);
+        let (lines, _) = wrap("abcdefghijkl\n\n  xy", 5, 5);
         assert_eq!(lines, ["abcde", "fghij", "kl xy"]);
     }
 
     #[test]
     fn wrap_ends_with_an_ellipsis_when_cut() {
-        let lines = wrap("one two three four five six", 9, 2);
+        let (lines, cut) = wrap("one two three four five six", 9, 2);
+        assert!(cut);
         assert_eq!(lines.len(), 2);
         assert!(lines[1].ends_with(ELLIPSIS), "{lines:?}");
         assert!(lines.iter().all(|l| l.chars().count() <= 9));
@@ -344,9 +371,9 @@ mod tests {
 
     #[test]
     fn wrap_of_nothing_is_empty() {
-        assert!(wrap("   ", 10, 3).is_empty());
-        assert!(wrap("text", 0, 3).is_empty());
-        assert!(wrap("text", 3, 0).is_empty());
+        assert_eq!(wrap("   ", 10, 3), (vec![], false));
+        assert_eq!(wrap("text", 0, 3), (vec![], true));
+        assert_eq!(wrap("text", 3, 0), (vec![], true));
     }
 
     #[test]
