@@ -35,8 +35,11 @@ pub struct Config {
     /// Shortest and longest wait between two polls of one job.
     pub poll_min: Duration,
     pub poll_max: Duration,
-    /// What a job is expected to take before any has been seen to finish.
-    pub first_estimate: Duration,
+    /// What a job is expected to take before any has been seen to finish: the smallest
+    /// job `estimate_min`, the largest `estimate_max`, in between by workload (the
+    /// documented 1 to 5 minutes, growing with seconds x pixels x variants).
+    pub estimate_min: Duration,
+    pub estimate_max: Duration,
     /// Attempts per file download (each attempt is a fresh request).
     pub download_attempts: u32,
     /// Save thumbnails beside the videos.
@@ -50,7 +53,8 @@ impl Config {
             max_jobs: 2,
             poll_min: Duration::from_secs(2),
             poll_max: Duration::from_secs(30),
-            first_estimate: Duration::from_secs(90),
+            estimate_min: Duration::from_secs(60),
+            estimate_max: Duration::from_secs(300),
             download_attempts: 6,
             thumbnails: true,
         }
@@ -64,7 +68,8 @@ impl Config {
         Config {
             poll_min: s(self.poll_min),
             poll_max: s(self.poll_max),
-            first_estimate: s(self.first_estimate),
+            estimate_min: s(self.estimate_min),
+            estimate_max: s(self.estimate_max),
             ..self
         }
     }
@@ -309,6 +314,9 @@ impl Item {
         }
     }
 }
+
+/// The largest workload the services accept: 20 s at 1920x1080.
+const MAX_WORKLOAD: u64 = 20 * 1920 * 1080;
 
 /// Relative cost of a shot's job: seconds x pixels x variants (how generation time grows).
 fn workload(shot: &Shot) -> u64 {
@@ -843,7 +851,11 @@ impl Run {
     fn expected(&self, shot: &Shot) -> Duration {
         match *self.pace.lock().expect("pace lock") {
             Some(secs_per_unit) => Duration::from_secs_f64(secs_per_unit * workload(shot) as f64),
-            None => self.config.first_estimate,
+            None => {
+                let share = (workload(shot) as f64 / MAX_WORKLOAD as f64).min(1.0);
+                self.config.estimate_min
+                    + (self.config.estimate_max - self.config.estimate_min).mul_f64(share)
+            }
         }
     }
 
@@ -862,13 +874,19 @@ impl Run {
     }
 
     /// Waits long while the job is far from done, short once it is due: few requests,
-    /// quick notice of completion.
+    /// quick notice of completion. Past its expected end, a job is polled at a tenth of
+    /// its age, so noticing the end costs at most ~15% more time whatever the estimate.
     fn next_wait(&self, expected: Duration, elapsed: Duration, progress: Option<u8>) -> Duration {
         let remaining = match progress {
             Some(p) if p > 0 && p < 100 => elapsed.mul_f64(f64::from(100 - p) / f64::from(p)),
             _ => expected.saturating_sub(elapsed),
         };
-        (remaining / 2).clamp(self.config.poll_min, self.config.poll_max)
+        let wait = if remaining.is_zero() {
+            elapsed / 7
+        } else {
+            remaining / 2
+        };
+        wait.clamp(self.config.poll_min, self.config.poll_max)
     }
 }
 

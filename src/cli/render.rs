@@ -64,9 +64,10 @@ pub struct Args {
     /// Print NDJSON events on stdout instead of progress.
     #[arg(long)]
     pub json: bool,
-    /// Clock speed-up of the built-in emulator.
-    #[arg(long, default_value_t = LOCAL_TIME_SCALE, hide = true)]
-    pub local_time_scale: f64,
+    /// Clock speed-up of the service, for emulators (default: 120 for the built-in
+    /// emulator, 1 for a service). Scales the request window and polling.
+    #[arg(long, hide = true)]
+    pub time_scale: Option<f64>,
 }
 
 pub async fn execute(args: Args) -> miette::Result<ExitCode> {
@@ -142,13 +143,21 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
     }
 
     // Where requests go, and the run's timing.
-    let (client, emulator, config) = match &target {
+    let time_scale = args
+        .time_scale
+        .unwrap_or(if target.is_local() {
+            LOCAL_TIME_SCALE
+        } else {
+            1.0
+        })
+        .max(1e-3);
+    let (client, emulator) = match &target {
         Target::Local => {
             let key = local_key();
             let emulator = Emulator::start(EmulatorConfig {
                 listen: "127.0.0.1:0".parse().expect("valid address"),
                 api_key: Some(key.clone()),
-                time_scale: args.local_time_scale,
+                time_scale,
                 rpm: args.rpm,
                 max_running: usize::from(args.jobs),
                 log_requests: false,
@@ -173,23 +182,25 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
                 source: "the built-in emulator's throwaway key".into(),
             };
             let endpoint = Endpoint::new(storyboard.api, &base, auth).into_diagnostic()?;
-            let pacer = Arc::new(Pacer::per_minute(args.rpm, args.local_time_scale));
+            let pacer = Arc::new(Pacer::per_minute(args.rpm, time_scale));
             let client =
                 Client::new(endpoint, pacer, &ClientOptions::default()).into_diagnostic()?;
-            (
-                client,
-                Some(emulator),
-                Config::for_service().scaled(args.local_time_scale),
-            )
+            (client, Some(emulator))
         }
         Target::Remote {
             base_url, source, ..
         } => {
-            let azure = *source == endpoint::ENV_AZURE_ENDPOINT || base_url.contains(".azure.com");
+            // The jobs API lives only on Azure (`{endpoint}/openai/v1`); the videos API is
+            // Azure's when the endpoint is, else the base URL is taken as given.
+            let azure = storyboard.api == crate::limits::Api::AzureJobs
+                || *source == endpoint::ENV_AZURE_ENDPOINT
+                || base_url.contains(".azure.com");
             let Some(auth) = Auth::from_env(storyboard.api, azure, |k| std::env::var(k).ok())
             else {
                 eprintln!("error: no credential for {}", target.lock_name());
-                eprintln!("  help: set OPENAI_API_KEY (or AZURE_OPENAI_API_KEY for Azure)");
+                eprintln!(
+                    "  help: set OPENAI_API_KEY (or AZURE_OPENAI_API_KEY for an Azure endpoint)"
+                );
                 return Ok(ExitCode::from(exit_codes::AUTH));
             };
             let endpoint = if azure {
@@ -198,16 +209,19 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
                 Endpoint::new(storyboard.api, base_url, auth)
             }
             .into_diagnostic()?;
-            let pacer = Arc::new(Pacer::per_minute(args.rpm, 1.0));
+            let pacer = Arc::new(Pacer::per_minute(args.rpm, time_scale));
             let client =
                 Client::new(endpoint, pacer, &ClientOptions::default()).into_diagnostic()?;
-            (client, None, Config::for_service())
+            reporter.emit(Event::Notice {
+                message: format!("credential: {}", client.auth_description()),
+            });
+            (client, None)
         }
     };
     let config = Config {
         max_jobs: usize::from(args.jobs),
         thumbnails: !args.no_thumbnails,
-        ..config
+        ..Config::for_service().scaled(time_scale)
     };
 
     // First Ctrl-C: start nothing new, finish and record what runs. Second: abort now;
