@@ -127,7 +127,6 @@ impl SlateRenderer {
             }
         }
 
-        let facts_chars = chars_fitting(w - 2 * margin, unit);
         let facts = [
             format!(
                 "{}x{} \u{b7} {} s \u{b7} {} fps",
@@ -138,7 +137,7 @@ impl SlateRenderer {
         ];
         for (i, fact) in facts.iter().enumerate() {
             let y = facts_y + i as i64 * line;
-            canvas.text(margin, y, unit, &truncate(fact, facts_chars), DIM);
+            canvas.text(margin, y, unit, &truncate(fact, text_chars), DIM);
         }
 
         let mut renderer = SlateRenderer {
