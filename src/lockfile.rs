@@ -45,6 +45,11 @@ pub struct ShotLock {
     pub request: serde_json::Value,
     /// Jobs, in variant order: one for `azure-jobs`, one per variant for `openai-videos`.
     pub jobs: Vec<JobLock>,
+    /// Creates sent whose job is not recorded yet, by job index: when each was sent.
+    /// Written before the request goes out, so after a crash the next run looks for
+    /// the job at the service before ever creating another one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub creating: BTreeMap<u32, Timestamp>,
 }
 
 /// One job at the service.
@@ -272,6 +277,7 @@ mod tests {
                     thumbnail: None,
                 }],
             }],
+            creating: Default::default(),
         }
     }
 

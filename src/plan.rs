@@ -462,6 +462,7 @@ mod tests {
                     thumbnail: None,
                 }],
             }],
+            creating: Default::default(),
         }
     }
 

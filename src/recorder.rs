@@ -53,16 +53,6 @@ impl Recorder {
         })
     }
 
-    /// Records a job that now exists at the service.
-    pub fn job_created(&self, id: &str, job: JobLock) -> Result<(), LockError> {
-        self.update(|l| {
-            if let Some(shot) = l.shots.get_mut(id) {
-                shot.jobs.retain(|j| j.id != job.id);
-                shot.jobs.push(job);
-            }
-        })
-    }
-
     /// Changes one recorded job.
     pub fn job(
         &self,

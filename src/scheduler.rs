@@ -396,6 +396,7 @@ impl Run {
                 model: shot.model.clone(),
                 request: self.client.request_body(&self.request_for(shot)),
                 jobs: Vec::new(),
+                creating: Default::default(),
             };
             self.recorder
                 .start_shot(&sp.id, entry)
@@ -462,13 +463,36 @@ impl Run {
     async fn create(&self, work: &ShotWork, index: usize) -> Result<Job, String> {
         let id = &work.plan.id;
         let req = self.request_for(&work.plan.shot);
+        // A create sent by an earlier run that died before recording its job: look first.
+        let earlier = self
+            .recorder
+            .shot(id)
+            .and_then(|s| s.creating.get(&(index as u32)).copied());
+        if let Some(sent) = earlier {
+            match self.reconcile(&req, sent.as_second() - 120).await {
+                Ok(Some(job)) => return self.adopt(work, index, job),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(
+                        self.api_failure("failed to look for a job an earlier run created", e)
+                    );
+                }
+            }
+        }
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let since = now_unix() - 120;
+            self.recorder
+                .update(|l| {
+                    if let Some(shot) = l.shots.get_mut(id) {
+                        shot.creating.insert(index as u32, Timestamp::now());
+                    }
+                })
+                .map_err(|e| e.to_string())?;
             match self.client.create(&req).await {
                 Ok(job) => {
-                    self.record_created(work, &job)?;
+                    self.record_created(work, index, &job)?;
                     self.jobs_created.fetch_add(1, Ordering::SeqCst);
                     self.reporter.emit(Event::JobCreated {
                         id: id.clone(),
@@ -479,15 +503,7 @@ impl Run {
                 Err(ApiError::CreateOutcomeUnknown { .. }) => {
                     // The request may have reached the service. Look before creating again.
                     match self.reconcile(&req, since).await {
-                        Ok(Some(job)) => {
-                            self.record_created(work, &job)?;
-                            self.jobs_created.fetch_add(1, Ordering::SeqCst);
-                            self.reporter.emit(Event::JobAdopted {
-                                id: id.clone(),
-                                job: job.id.clone(),
-                            });
-                            return Ok(job);
-                        }
+                        Ok(Some(job)) => return self.adopt(work, index, job),
                         Ok(None) if attempt < 6 => {
                             self.reporter.emit(Event::Retry {
                                 id: id.clone(),
@@ -499,20 +515,39 @@ impl Run {
                         }
                         Ok(None) => {
                             return Err(
-                                "creating the job failed: connection lost repeatedly".into()
+                                "failed to create the job: the connection was lost repeatedly"
+                                    .into(),
                             );
                         }
                         Err(e) => {
                             return Err(self.api_failure(
-                                "failed to check for the job after a lost response",
+                                "failed to look for the job after a lost response",
                                 e,
                             ));
                         }
                     }
                 }
-                Err(e) => return Err(self.api_failure("failed to create the job", e)),
+                Err(e) => {
+                    // The service answered: no job was made.
+                    let _ = self.recorder.update(|l| {
+                        if let Some(shot) = l.shots.get_mut(id) {
+                            shot.creating.remove(&(index as u32));
+                        }
+                    });
+                    return Err(self.api_failure("failed to create the job", e));
+                }
             }
         }
+    }
+
+    fn adopt(&self, work: &ShotWork, index: usize, job: Job) -> Result<Job, String> {
+        self.record_created(work, index, &job)?;
+        self.jobs_created.fetch_add(1, Ordering::SeqCst);
+        self.reporter.emit(Event::JobAdopted {
+            id: work.plan.id.clone(),
+            job: job.id.clone(),
+        });
+        Ok(job)
     }
 
     /// Finds the job a lost create made: same request, created since, not known already.
@@ -525,7 +560,7 @@ impl Run {
             .min_by_key(|j| j.created_at))
     }
 
-    fn record_created(&self, work: &ShotWork, job: &Job) -> Result<(), String> {
+    fn record_created(&self, work: &ShotWork, index: usize, job: &Job) -> Result<(), String> {
         self.known_jobs
             .lock()
             .expect("known lock")
@@ -541,8 +576,14 @@ impl Run {
             generations: Vec::new(),
         };
         self.recorder
-            .job_created(&work.plan.id, lock)
-            .map_err(|e| format!("{e}"))
+            .update(|l| {
+                if let Some(shot) = l.shots.get_mut(&work.plan.id) {
+                    shot.creating.remove(&(index as u32));
+                    shot.jobs.retain(|j| j.id != lock.id);
+                    shot.jobs.push(lock);
+                }
+            })
+            .map_err(|e| e.to_string())
     }
 
     /// Polls a job to its end (holding its slot), records it, then downloads its videos.

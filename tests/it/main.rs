@@ -6,4 +6,5 @@ mod emulator;
 mod emulator_cli;
 mod emulator_conformance;
 mod emulator_support;
+mod render;
 mod schema;

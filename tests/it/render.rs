@@ -1,0 +1,508 @@
+//! `shotlist render`, the real binary, over real HTTP against the emulator on loopback,
+//! with an API key set: what a user relies on.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use sha2::Digest;
+use shotlist::emulator::{Emulator, EmulatorConfig, FaultSpec, Stats};
+use shotlist::lockfile::{JobState, Lockfile};
+
+/// The key the emulator requires; no output, log or file may contain it.
+const KEY: &str = "sk-test-Zq8vX2mK7pL4nR9tW3yB";
+/// Emulated minutes are 0.2 s: jobs take 0.2 to 1 s.
+const SCALE: f64 = 300.0;
+
+fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_key: Some(KEY.into()),
+        time_scale: SCALE,
+        faults: FaultSpec::none(),
+        ..EmulatorConfig::default()
+    }
+}
+
+async fn emulator(cfg: EmulatorConfig) -> Emulator {
+    Emulator::start(cfg).await.expect("the emulator starts")
+}
+
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(manifest: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("shotlist.yaml"), manifest).unwrap();
+        Project { dir }
+    }
+
+    fn example() -> Project {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/storyboard.yaml"),
+        )
+        .unwrap();
+        Project::new(&text)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn command(&self, emu: &Emulator, extra: &[&str]) -> Command {
+        self.command_at(&emu.base_url(), extra)
+    }
+
+    fn command_at(&self, endpoint: &str, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shotlist"));
+        cmd.current_dir(self.dir.path())
+            .arg("render")
+            .args(["--endpoint", endpoint, "--time-scale", &SCALE.to_string()])
+            .args(extra)
+            .env("AZURE_OPENAI_API_KEY", KEY)
+            .env_remove("AZURE_OPENAI_ENDPOINT")
+            .env_remove("OPENAI_BASE_URL")
+            .env_remove("AZURE_OPENAI_AD_TOKEN")
+            .env("NO_COLOR", "1")
+            .env("CI", "1");
+        cmd
+    }
+
+    /// Runs `shotlist render` to the end, off the async runtime the emulator uses.
+    async fn render(&self, emu: &Emulator, extra: &[&str]) -> Output {
+        let mut cmd = self.command(emu, extra);
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        assert_no_key(&out);
+        out
+    }
+
+    fn lock(&self) -> Lockfile {
+        Lockfile::read(&self.path("shotlist.lock")).expect("the lockfile parses")
+    }
+
+    /// Every recorded file is on disk with the recorded size and sha256.
+    fn assert_outputs_match_lock(&self) {
+        for (id, shot) in &self.lock().shots {
+            for (_, g) in shot.generations() {
+                let f = g
+                    .file
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{id}: no file recorded"));
+                let bytes =
+                    std::fs::read(self.path(&f.path)).unwrap_or_else(|e| panic!("{}: {e}", f.path));
+                assert_eq!(bytes.len() as u64, f.bytes, "{}", f.path);
+                assert_eq!(
+                    shotlist::cache_key::hex(&sha2::Sha256::digest(&bytes)),
+                    f.sha256,
+                    "{}",
+                    f.path
+                );
+            }
+        }
+    }
+
+    /// No file the run wrote contains the key.
+    fn assert_no_key_in_files(&self) {
+        for entry in walk(self.dir.path()) {
+            let bytes = std::fs::read(&entry).unwrap();
+            assert!(
+                !contains(&bytes, KEY.as_bytes()),
+                "the API key leaked into {}",
+                entry.display()
+            );
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn assert_no_key(out: &Output) {
+    assert!(
+        !contains(&out.stdout, KEY.as_bytes()),
+        "the API key leaked to stdout"
+    );
+    assert!(
+        !contains(&out.stderr, KEY.as_bytes()),
+        "the API key leaked to stderr"
+    );
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stats(emu: &Emulator) -> Stats {
+    emu.stats()
+}
+
+fn manifest(shots: usize, seconds: u32, extra: &str) -> String {
+    let mut m =
+        format!("version: 1\ndefaults:\n  size: 480x480\n  seconds: {seconds}\n{extra}shots:\n");
+    for i in 0..shots {
+        m.push_str(&format!(
+            "  - id: s{i:02}\n    prompt: Shot {i}, a lantern swinging in the wind.\n"
+        ));
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storyboard_renders_then_is_fresh_then_rerenders_only_what_changed() {
+    let emu = emulator(emulator_config()).await;
+    let p = Project::example();
+
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let first = stats(&emu);
+    assert_eq!(first.jobs_created, 8, "{}", text(&out));
+    assert!(first.jobs_running_max <= 2, "{first:?}");
+    for name in [
+        "opening.mp4",
+        "keeper-window.mp4",
+        "logbook.mp4",
+        "logbook-2.mp4",
+        "title.jpg",
+    ] {
+        assert!(
+            p.path("renders").join(name).is_file(),
+            "{name} missing: {}",
+            text(&out)
+        );
+    }
+    p.assert_outputs_match_lock();
+    let lock = p.lock();
+    assert_eq!(lock.shots.len(), 8);
+    assert!(
+        lock.shots
+            .values()
+            .all(|s| s.endpoint.starts_with("127.0.0.1:"))
+    );
+    assert!(lock.shots.values().all(|s| {
+        s.jobs
+            .iter()
+            .all(|j| j.status == JobState::Succeeded && j.expires_at.is_some())
+    }));
+
+    // A second run makes no create request.
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(stats(&emu).jobs_created, 8);
+    assert!(text(&out).contains("8 skipped"), "{}", text(&out));
+
+    // Editing one prompt re-renders exactly that shot.
+    let manifest = std::fs::read_to_string(p.path("shotlist.yaml")).unwrap();
+    std::fs::write(
+        p.path("shotlist.yaml"),
+        manifest.replace("fountain pen", "quill"),
+    )
+    .unwrap();
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(stats(&emu).jobs_created, 9);
+    assert!(text(&out).contains("changed: prompt"), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 rendered") && text(&out).contains("7 skipped"),
+        "{}",
+        text(&out)
+    );
+
+    // Deleting an output downloads it again without a new job, byte for byte.
+    let before = std::fs::read(p.path("renders/ship.mp4")).unwrap();
+    std::fs::remove_file(p.path("renders/ship.mp4")).unwrap();
+    let downloads = stats(&emu).content_downloads;
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(stats(&emu).jobs_created, 9, "{}", text(&out));
+    assert!(stats(&emu).content_downloads > downloads);
+    assert_eq!(std::fs::read(p.path("renders/ship.mp4")).unwrap(), before);
+    assert!(text(&out).contains("1 downloaded"), "{}", text(&out));
+
+    p.assert_outputs_match_lock();
+    p.assert_no_key_in_files();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_shots_never_more_than_two_running_and_no_429_from_our_pacing() {
+    let emu = emulator(emulator_config()).await;
+    let p = Project::new(&manifest(20, 2, ""));
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let s = stats(&emu);
+    assert_eq!(s.jobs_created, 20);
+    assert_eq!(s.jobs_running_max, 2, "{s:?}");
+    assert_eq!(s.responses_429, 0, "{s:?}");
+    assert!(s.requests_max_per_minute <= 60, "{s:?}");
+    p.assert_outputs_match_lock();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_faults_end_in_rendered_or_clear_failure_without_duplicate_jobs() {
+    let cfg = EmulatorConfig {
+        seed: 7,
+        faults: "429=0.08,500=0.05,503=0.05,drop=0.04,truncate=0.1,fail=0.1"
+            .parse()
+            .unwrap(),
+        ..emulator_config()
+    };
+    let emu = emulator(cfg).await;
+    let p = Project::new(&manifest(12, 1, ""));
+    let out = p.render(&emu, &["--rpm", "600"]).await;
+    let all = text(&out);
+    assert!(matches!(code(&out), 0 | 6), "{all}");
+    let s = stats(&emu);
+    assert!(s.faults_injected.values().sum::<u64>() > 0, "{s:?}");
+    assert!(
+        s.creates_by_prompt_hash.values().all(|&n| n == 1),
+        "a job was paid twice: {s:?}"
+    );
+    let lock = p.lock();
+    for i in 0..12 {
+        let id = format!("s{i:02}");
+        let shot = &lock.shots[&id];
+        let job = &shot.jobs[0];
+        match job.status {
+            JobState::Succeeded => assert!(
+                shot.generations().all(|(_, g)| g.file.is_some()),
+                "{id}: {all}"
+            ),
+            JobState::Failed => {
+                let f = job.failure.as_ref().expect("a failure is recorded");
+                assert!(
+                    all.contains(&format!("FAILED {id}: ")) && all.contains(&f.code),
+                    "{id}: {all}"
+                );
+            }
+            other => panic!("{id} ended {other:?}: {all}"),
+        }
+    }
+    p.assert_outputs_match_lock();
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_then_rerun_never_pays_twice() {
+    // Slow answers (the job is made, the answer waits) widen the window in which a
+    // kill lands between a create reaching the service and its answer.
+    let cfg = EmulatorConfig {
+        seed: 3,
+        faults: "slow=0.6,slow-ms=300".parse().unwrap(),
+        ..emulator_config()
+    };
+    let emu = emulator(cfg).await;
+    let p = Project::new(&manifest(8, 3, ""));
+    let mut rng = fastrand::Rng::with_seed(11);
+    for round in 0..6 {
+        let mut cmd = p.command(&emu, &[]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let wait = Duration::from_millis(rng.u64(100..1200));
+        tokio::time::sleep(wait).await;
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        if p.path("shotlist.lock").exists() {
+            let _ = p.lock(); // parses at every instant
+        }
+        let s = stats(&emu);
+        assert!(
+            s.creates_by_prompt_hash.values().all(|&n| n == 1),
+            "round {round}: {s:?}"
+        );
+    }
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let s = stats(&emu);
+    assert_eq!(s.creates_by_prompt_hash.len(), 8, "{s:?}");
+    assert!(
+        s.creates_by_prompt_hash.values().all(|&n| n == 1),
+        "a job was paid twice: {s:?}"
+    );
+    p.assert_outputs_match_lock();
+    assert!(p.lock().shots.values().all(|s| s.creating.is_empty()));
+    // No temp file left where videos live.
+    let leftovers: Vec<_> = walk(&p.path("renders"))
+        .into_iter()
+        .filter(|f| !f.extension().is_some_and(|e| e == "mp4" || e == "jpg"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_refuses_before_any_request() {
+    let emu = emulator(emulator_config()).await;
+    let p = Project::new(&manifest(2, 1, ""));
+    let out = p.render(&emu, &["--locked"]).await;
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(
+        text(&out).contains("would need a new job"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(stats(&emu).requests_total, 0);
+    // Once rendered, --locked passes.
+    assert_eq!(code(&p.render(&emu, &[]).await), 0);
+    let out = p.render(&emu, &["--locked"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_key_stops_the_run_naming_the_credential_not_its_value() {
+    let emu = emulator(emulator_config()).await;
+    let p = Project::new(&manifest(3, 1, ""));
+    let mut cmd = p.command(&emu, &[]);
+    cmd.env("AZURE_OPENAI_API_KEY", "sk-wrong-key-value-123456");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(code(&out), 5, "{all}");
+    assert!(all.contains("AZURE_OPENAI_API_KEY"), "{all}");
+    assert!(!all.contains("sk-wrong-key-value-123456"), "{all}");
+    assert_eq!(stats(&emu).jobs_created, 0);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderated_prompt_fails_that_shot_only_with_the_services_reason() {
+    let emu = emulator(EmulatorConfig {
+        moderation_word: Some("forbidden".into()),
+        ..emulator_config()
+    })
+    .await;
+    let mut m = manifest(3, 1, "");
+    m.push_str("  - id: bad\n    prompt: A forbidden scene.\n");
+    let p = Project::new(&m);
+    let out = p.render(&emu, &[]).await;
+    let all = text(&out);
+    assert_eq!(code(&out), 6, "{all}");
+    assert!(
+        all.contains("FAILED bad: ") && all.contains("input_moderation"),
+        "{all}"
+    );
+    assert!(all.contains("3 rendered"), "{all}");
+    let lock = p.lock();
+    assert_eq!(lock.shots["bad"].jobs[0].status, JobState::Failed);
+    // The next plan says why it will be rendered again.
+    let plan = Command::new(env!("CARGO_BIN_EXE_shotlist"))
+        .current_dir(p.dir.path())
+        .args(["plan", "--endpoint", &emu.base_url()])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("last job failed"),
+        "{}",
+        text(&plan)
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_videos_renders_one_job_per_variant() {
+    let emu = emulator(emulator_config()).await;
+    let p = Project::new(
+        "version: 1\napi: openai-videos\nshots:\n  - id: duo\n    prompt: Two takes of a red kite.\n    size: 1280x720\n    variants: 2\n",
+    );
+    let mut cmd = p.command_at(&format!("{}/v1", emu.base_url()), &[]);
+    cmd.env("OPENAI_API_KEY", KEY);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_no_key(&out);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(stats(&emu).jobs_created, 2);
+    let lock = p.lock();
+    assert_eq!(lock.shots["duo"].jobs.len(), 2);
+    assert!(p.path("renders/duo.mp4").is_file() && p.path("renders/duo-2.mp4").is_file());
+    assert!(p.path("renders/duo.webp").is_file());
+    p.assert_outputs_match_lock();
+    emu.shutdown().await;
+}
+
+/// The crash window itself, made deterministic: a create reached the service (the job
+/// exists) but the run died before recording it. The lockfile holds only the write-ahead
+/// mark; the next run must find and adopt that job, not pay for another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_lost_to_a_crash_is_adopted_not_repeated() {
+    let emu = emulator(emulator_config()).await;
+    let p = Project::new(&manifest(1, 2, ""));
+    let storyboard = shotlist::manifest::load(&p.path("shotlist.yaml")).unwrap();
+    let shot = &storyboard.shots[0];
+    let body = serde_json::json!({
+        "prompt": shot.prompt, "width": 480, "height": 480,
+        "n_seconds": 2, "n_variants": 1, "model": "sora",
+    });
+    let url = format!(
+        "{}/openai/v1/video/generations/jobs?api-version=preview",
+        emu.base_url()
+    );
+    let made: serde_json::Value = reqwest_client()
+        .post(url)
+        .header("api-key", KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut lock = Lockfile::new();
+    lock.shots.insert(
+        shot.id.clone(),
+        shotlist::lockfile::ShotLock {
+            input_hash: shotlist::cache_key::input_hash(storyboard.api, shot),
+            api: storyboard.api,
+            endpoint: shotlist::endpoint::host_of(&emu.base_url()).unwrap(),
+            model: shot.model.clone(),
+            request: body,
+            jobs: Vec::new(),
+            creating: [(0, jiff::Timestamp::now())].into_iter().collect(),
+        },
+    );
+    lock.write(&p.path("shotlist.lock")).unwrap();
+
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("adopted"), "{}", text(&out));
+    assert_eq!(stats(&emu).jobs_created, 1, "{}", text(&out));
+    assert_eq!(
+        p.lock().shots[&shot.id].jobs[0].id,
+        made["id"].as_str().unwrap()
+    );
+    p.assert_outputs_match_lock();
+    emu.shutdown().await;
+}
+
+fn reqwest_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
