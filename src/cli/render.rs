@@ -142,6 +142,20 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         return Ok(ExitCode::from(exit_codes::SUCCESS));
     }
 
+    // One render per output folder at a time; then clear what a killed run left.
+    let out_dir = storyboard.output_dir();
+    std::fs::create_dir_all(&out_dir)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("failed to create `{}`", out_dir.display()))?;
+    let _run_lock = match lock_output(&out_dir) {
+        Ok(lock) => lock,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(exit_codes::ERROR));
+        }
+    };
+    remove_stale_temps(&out_dir);
+
     // Where requests go, and the run's timing.
     let time_scale = args
         .time_scale
@@ -289,6 +303,45 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         return Ok(ExitCode::from(exit_codes::INTERRUPTED));
     }
     Ok(ExitCode::from(exit_codes::SUCCESS))
+}
+
+/// Name of the file a render holds locked in the output folder while it runs.
+pub const RUN_LOCK: &str = ".shotlist-run";
+
+/// Takes the output folder's run lock, so two renders never write the same files.
+fn lock_output(out_dir: &std::path::Path) -> Result<std::fs::File, String> {
+    let path = out_dir.join(RUN_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("failed to open `{}`: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another `shotlist render` is writing to `{}`; wait for it to finish",
+            out_dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(format!("failed to lock `{}`: {e}", path.display()))
+        }
+    }
+}
+
+/// Removes partial downloads (`.shotlist-*.part`) that a killed run left. Safe while the
+/// run lock is held: no other render is writing here.
+fn remove_stale_temps(out_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(out_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".shotlist-") && name.ends_with(".part") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// A throwaway key for the in-process emulator: the client and server agree on it, and

@@ -8,3 +8,4 @@ mod emulator_conformance;
 mod emulator_support;
 mod render;
 mod schema;
+mod tools;

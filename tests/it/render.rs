@@ -351,6 +351,7 @@ async fn kill_9_at_random_moments_then_rerun_never_pays_twice() {
     let leftovers: Vec<_> = walk(&p.path("renders"))
         .into_iter()
         .filter(|f| !f.extension().is_some_and(|e| e == "mp4" || e == "jpg"))
+        .filter(|f| !f.ends_with(shotlist::cli::render::RUN_LOCK))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     emu.shutdown().await;

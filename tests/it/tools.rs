@@ -1,0 +1,158 @@
+//! Checks by tools no one here wrote: ffprobe decodes the placeholder videos, and the
+//! official OpenAI Python SDK drives the emulator unchanged.
+//!
+//! `scripts/test.sh` installs both. A missing tool fails these tests with the install
+//! command; they never skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use shotlist::emulator::video::{FRAMES_PER_SECOND, Slate, render_mp4};
+use shotlist::emulator::{Emulator, EmulatorConfig, FaultSpec};
+use shotlist::limits::Api;
+
+fn require(tool: &str, install: &str) {
+    let found = Command::new(tool)
+        .arg(if tool == "ffprobe" {
+            "-version"
+        } else {
+            "--version"
+        })
+        .output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "`{tool}` is needed by this test and is missing: {install} (bash scripts/test.sh does it)"
+    );
+}
+
+fn python() -> String {
+    std::env::var("SHOTLIST_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// (codec, width, height, duration in seconds) as ffprobe reads them.
+fn probe(path: &Path) -> (String, u32, u32, f64) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe rejected {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["streams"][0];
+    (
+        s["codec_name"].as_str().unwrap_or_default().to_string(),
+        s["width"].as_u64().unwrap_or(0) as u32,
+        s["height"].as_u64().unwrap_or(0) as u32,
+        v["format"]["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(-1.0),
+    )
+}
+
+#[test]
+fn ffprobe_decodes_every_size_of_both_apis_at_the_requested_duration() {
+    require("ffprobe", "apt-get install ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let frame = 1.0 / f64::from(FRAMES_PER_SECOND);
+    for api in Api::ALL {
+        for (i, rule) in api.limits().sizes.iter().enumerate() {
+            // Vary durations across the allowed range, including both ends.
+            let seconds = [1, 20, 4, 12, 8, 5, 2, 16, 3][i % 9];
+            let slate = Slate {
+                prompt: "A lighthouse beam sweeping across a stormy sea at dusk.",
+                model: api.limits().default_model,
+                job_id: "task_ffprobe",
+                width: rule.size.width,
+                height: rule.size.height,
+                seconds,
+                variant: 1,
+                variants: 1,
+            };
+            let bytes = render_mp4(&slate).expect("the encoder renders every size in the table");
+            let path: PathBuf = dir
+                .path()
+                .join(format!("{api}-{}-{seconds}.mp4", rule.size));
+            std::fs::write(&path, bytes).unwrap();
+            let (codec, w, h, d) = probe(&path);
+            assert_eq!(codec, "h264", "{}", path.display());
+            assert_eq!(
+                (w, h),
+                (rule.size.width, rule.size.height),
+                "{}",
+                path.display()
+            );
+            assert!(
+                (d - f64::from(seconds)).abs() <= frame + 1e-6,
+                "{}: {d} s for {seconds} s",
+                path.display()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_python_sdk_works_unchanged() {
+    require("ffprobe", "apt-get install ffmpeg");
+    let py = python();
+    let has_sdk = Command::new(&py)
+        .args(["-c", "import openai"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        has_sdk,
+        "the `openai` Python package is missing: {py} -m pip install openai (bash scripts/test.sh does it)"
+    );
+
+    let key = "sdk-test-key-5b1e";
+    let emu = Emulator::start(EmulatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_key: Some(key.into()),
+        time_scale: 600.0,
+        faults: FaultSpec::none(),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("sdk.mp4");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/openai_sdk_check.py");
+    let mut cmd = Command::new(&py);
+    cmd.arg(script)
+        .args([
+            "--base-url",
+            &format!("{}/v1", emu.base_url()),
+            "--api-key",
+            key,
+        ])
+        .arg("--out")
+        .arg(&out_path);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK check failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (codec, w, h, d) = probe(&out_path);
+    assert_eq!((codec.as_str(), w, h), ("h264", 1280, 720));
+    assert!(
+        (d - 4.0).abs() <= 1.0 / f64::from(FRAMES_PER_SECOND) + 1e-6,
+        "{d}"
+    );
+    assert!(emu.stats().jobs_created == 1);
+    emu.shutdown().await;
+}
