@@ -46,13 +46,6 @@ impl Recorder {
         Ok(result)
     }
 
-    /// Starts a fresh entry for a shot about to be rendered (replacing an outdated one).
-    pub fn start_shot(&self, id: &str, entry: ShotLock) -> Result<(), LockError> {
-        self.update(|l| {
-            l.shots.insert(id.to_string(), entry);
-        })
-    }
-
     /// Changes one recorded job.
     pub fn job(
         &self,

@@ -144,6 +144,8 @@ struct ShotWork {
     remaining: AtomicUsize,
     failure: Mutex<Option<String>>,
     not_started: AtomicBool,
+    /// Whether this run has written the shot's new lockfile entry.
+    entry_started: AtomicBool,
 }
 
 /// Runs the plan to the end (or to a stop). Fresh shots are skipped.
@@ -189,6 +191,7 @@ pub async fn run(
             remaining: AtomicUsize::new(0),
             failure: Mutex::new(None),
             not_started: AtomicBool::new(false),
+            entry_started: AtomicBool::new(false),
         }));
     }
 
@@ -389,18 +392,8 @@ impl Run {
                     }
                 }
             }
-            let entry = ShotLock {
-                input_hash: sp.input_hash.clone(),
-                api: self.storyboard.api,
-                endpoint: self.endpoint.clone(),
-                model: shot.model.clone(),
-                request: self.client.request_body(&self.request_for(shot)),
-                jobs: Vec::new(),
-                creating: Default::default(),
-            };
-            self.recorder
-                .start_shot(&sp.id, entry)
-                .map_err(|e| e.to_string())?;
+            // The new entry is written with the first create (see `create`), so a shot
+            // that a stop leaves unstarted keeps its old entry.
             return Ok((0..self.jobs_needed(shot))
                 .map(|index| Item::Create { index })
                 .collect());
@@ -485,6 +478,7 @@ impl Run {
             let since = now_unix() - 120;
             self.recorder
                 .update(|l| {
+                    self.ensure_entry(l, work);
                     if let Some(shot) = l.shots.get_mut(id) {
                         shot.creating.insert(index as u32, Timestamp::now());
                     }
@@ -540,6 +534,27 @@ impl Run {
         }
     }
 
+    /// A render starts the shot's lockfile entry afresh, once per run, with its first
+    /// create (called under the recorder's lock, so concurrent variant creates agree).
+    fn ensure_entry(&self, l: &mut lockfile::Lockfile, work: &ShotWork) {
+        if work.plan.action == Action::Render && !work.entry_started.swap(true, Ordering::SeqCst) {
+            l.shots
+                .insert(work.plan.id.clone(), self.new_entry(&work.plan));
+        }
+    }
+
+    fn new_entry(&self, sp: &ShotPlan) -> ShotLock {
+        ShotLock {
+            input_hash: sp.input_hash.clone(),
+            api: self.storyboard.api,
+            endpoint: self.endpoint.clone(),
+            model: sp.shot.model.clone(),
+            request: self.client.request_body(&self.request_for(&sp.shot)),
+            jobs: Vec::new(),
+            creating: Default::default(),
+        }
+    }
+
     fn adopt(&self, work: &ShotWork, index: usize, job: Job) -> Result<Job, String> {
         self.record_created(work, index, &job)?;
         self.jobs_created.fetch_add(1, Ordering::SeqCst);
@@ -577,6 +592,7 @@ impl Run {
         };
         self.recorder
             .update(|l| {
+                self.ensure_entry(l, work);
                 if let Some(shot) = l.shots.get_mut(&work.plan.id) {
                     shot.creating.remove(&(index as u32));
                     shot.jobs.retain(|j| j.id != lock.id);

@@ -114,3 +114,75 @@ fn schema_command_prints_the_committed_schema() {
         .success()
         .stdout(committed);
 }
+
+#[test]
+fn every_example_is_valid() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(repo("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            shotlist().arg("validate").arg(&path).assert().success();
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "examples/ lost its manifests");
+}
+
+/// The README's first command, as a newcomer runs it: no endpoint, no key, the built-in
+/// emulator, real playable files.
+#[test]
+fn render_with_no_account_uses_the_built_in_emulator() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo("examples/storyboard.yaml"),
+        dir.path().join("storyboard.yaml"),
+    )
+    .unwrap();
+    let out = shotlist()
+        .current_dir(dir.path())
+        .env_remove("AZURE_OPENAI_API_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .args(["render", "storyboard.yaml"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("built-in emulator") && text.contains("placeholders"),
+        "{text}"
+    );
+    assert!(text.contains("8 rendered"), "{text}");
+    for id in [
+        "opening",
+        "keeper-window",
+        "lamp-room",
+        "logbook",
+        "logbook-2",
+        "stairs",
+        "ship",
+        "dawn",
+        "title",
+    ] {
+        let mp4 = std::fs::read(dir.path().join("renders").join(format!("{id}.mp4"))).unwrap();
+        assert_eq!(&mp4[4..8], b"ftyp", "{id}");
+    }
+    // Placeholders are fresh for the emulator, never for a real service.
+    shotlist()
+        .current_dir(dir.path())
+        .args(["plan", "storyboard.yaml", "--local"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("8 fresh"));
+    shotlist()
+        .current_dir(dir.path())
+        .args([
+            "plan",
+            "storyboard.yaml",
+            "--endpoint",
+            "https://res.openai.azure.com",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("placeholder from the emulator"));
+}

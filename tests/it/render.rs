@@ -507,3 +507,48 @@ fn reqwest_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_ctrl_c_starts_nothing_new_and_records_what_ran() {
+    let emu = emulator(emulator_config()).await;
+    let p = Project::new(&manifest(6, 3, ""));
+    let mut cmd = p.command(&emu, &[]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // Once the first two jobs exist, press Ctrl-C once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stats(&emu).jobs_created < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_no_key(&out);
+    let all = text(&out);
+    assert_eq!(code(&out), 130, "{all}");
+    assert!(all.contains("stopping: no new jobs"), "{all}");
+    let created = stats(&emu).jobs_created;
+    assert!(
+        created < 6,
+        "a stop should leave some shots unstarted: {all}"
+    );
+    // What ran was waited for and recorded, with its files.
+    let lock = p.lock();
+    let finished: Vec<_> = lock.shots.values().collect();
+    assert_eq!(finished.len() as u64, created, "unstarted shots get no entry: {all}");
+    assert!(
+        finished
+            .iter()
+            .all(|s| s.jobs[0].status == JobState::Succeeded),
+        "{all}"
+    );
+    p.assert_outputs_match_lock();
+    // The next run renders only the rest.
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(stats(&emu).jobs_created, 6);
+    emu.shutdown().await;
+}
