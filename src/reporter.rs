@@ -199,7 +199,9 @@ impl Reporter {
                     live.multi.println(text).ok();
                 }
             }
-            Event::Shot { id, action, .. } => spinner(id, &mut shots).set_message(action.clone()),
+            Event::Shot { id, action, reason } => {
+                spinner(id, &mut shots).set_message(format!("{action} ({reason}): waiting"))
+            }
             Event::JobCreated { id, job } | Event::JobAdopted { id, job } => {
                 spinner(id, &mut shots).set_message(format!("job {job}"))
             }

@@ -538,7 +538,11 @@ async fn first_ctrl_c_starts_nothing_new_and_records_what_ran() {
     // What ran was waited for and recorded, with its files.
     let lock = p.lock();
     let finished: Vec<_> = lock.shots.values().collect();
-    assert_eq!(finished.len() as u64, created, "unstarted shots get no entry: {all}");
+    assert_eq!(
+        finished.len() as u64,
+        created,
+        "unstarted shots get no entry: {all}"
+    );
     assert!(
         finished
             .iter()
