@@ -851,7 +851,15 @@ impl Run {
                         mtime_ns: plan::mtime_ns(&meta),
                     });
                 }
-                Err(e) if e.is_fatal() => return Err(self.api_failure("failed to download", e)),
+                // A 401/403 on content after the same credential polled the job is the
+                // known flaky-download case: retried like any failed download, and if it
+                // persists only this shot fails (the job stays recorded: the next run
+                // downloads it again, never re-creates it).
+                Err(e @ ApiError::Auth { .. }) if attempt >= self.config.download_attempts => {
+                    return Err(format!(
+                        "failed to download {name} after {attempt} attempts: {e}"
+                    ));
+                }
                 Err(ApiError::NotFound { .. }) => {
                     return Err(format!(
                         "the service no longer has the video of job {} (expired?); run again to re-render",
