@@ -10,6 +10,7 @@ pub mod emulator;
 pub mod plan;
 pub mod render;
 pub mod schema;
+pub mod selection;
 pub mod validate;
 
 /// Render a whole storyboard of AI-generated video shots from one YAML manifest.

@@ -1,20 +1,18 @@
 //! `shotlist render`: render what the plan says is stale, two jobs at a time, within quota.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use miette::{IntoDiagnostic, WrapErr};
 
+use super::selection::{Planned, Selection};
 use crate::api::auth::{KeyHeader, Secret};
 use crate::api::{Auth, Client, ClientOptions, Endpoint};
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::endpoint::{self, Target};
 use crate::exit_codes;
-use crate::lockfile::Lockfile;
-use crate::manifest;
 use crate::pacer::Pacer;
-use crate::plan::{self, Action, Reason};
+use crate::plan::{Action, Reason};
 use crate::recorder::Recorder;
 use crate::reporter::{Event, Mode, Reporter};
 use crate::scheduler::{self, Config, Outcome, Stop};
@@ -26,32 +24,14 @@ pub const LOCAL_TIME_SCALE: f64 = 120.0;
 /// Arguments of `shotlist render`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The manifest.
-    #[arg(default_value = manifest::DEFAULT_FILE)]
-    pub manifest: PathBuf,
-    /// Only these shots (all when none are given).
-    pub shots: Vec<String>,
-    /// Only shots with this tag (repeatable).
-    #[arg(long = "tag")]
-    pub tags: Vec<String>,
-    /// Re-render the named shots (all when none are named), fresh or not.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub selection: Selection,
     /// Show the plan and stop: no request is made.
     #[arg(long)]
     pub dry_run: bool,
     /// Fail, before any request, if any shot would need a new job (for CI).
     #[arg(long)]
     pub locked: bool,
-    /// Hash every recorded output instead of trusting size and modification time.
-    #[arg(long)]
-    pub verify: bool,
-    /// Service URL (else AZURE_OPENAI_ENDPOINT / OPENAI_BASE_URL, else the built-in emulator).
-    #[arg(long, env = "SHOTLIST_ENDPOINT")]
-    pub endpoint: Option<String>,
-    /// Use the built-in emulator (placeholder videos, no account).
-    #[arg(long, conflicts_with = "endpoint")]
-    pub local: bool,
     /// Jobs running at once (the service allows 2 unless your account allows more).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
@@ -71,27 +51,17 @@ pub struct Args {
 }
 
 pub async fn execute(args: Args) -> miette::Result<ExitCode> {
-    let storyboard = match manifest::load(&args.manifest) {
-        Ok(sb) => sb,
-        Err(err) => return Ok(super::report_load_error(err)),
+    let Planned {
+        storyboard,
+        lock,
+        target,
+        plan,
+    } = match args.selection.plan()? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
     };
-    super::check_selection(&storyboard, &args.shots)?;
     let lock_path = storyboard.lockfile_path();
-    let lock = Lockfile::read(&lock_path)?;
-    let target = endpoint::resolve(storyboard.api, args.endpoint.as_deref(), args.local)?;
-    let plan = plan::plan(
-        &storyboard,
-        &lock,
-        &plan::Options {
-            endpoint: target.lock_name().to_string(),
-            verify: args.verify,
-            force: args.force,
-            only: args.shots.clone(),
-            tags: args.tags.clone(),
-            now: None,
-        },
-    );
-    let file = args.manifest.display().to_string();
+    let file = args.selection.file();
 
     if args.dry_run {
         print!("{}", super::plan::render_text(&file, &plan));

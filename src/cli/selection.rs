@@ -1,0 +1,75 @@
+//! What `plan` and `render` act on: the manifest, which shots, and for which endpoint.
+//! Both commands load and plan through here, so they can never disagree.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::endpoint::{self, Target};
+use crate::lockfile::Lockfile;
+use crate::manifest::{self, Storyboard};
+use crate::plan::{self, Plan};
+
+/// Arguments shared by `plan` and `render`.
+#[derive(Debug, clap::Args)]
+pub struct Selection {
+    /// The manifest.
+    #[arg(default_value = manifest::DEFAULT_FILE)]
+    pub manifest: PathBuf,
+    /// Only these shots (all when none are given).
+    pub shots: Vec<String>,
+    /// Only shots with this tag (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Re-render the named shots (all when none are named), fresh or not.
+    #[arg(long)]
+    pub force: bool,
+    /// Hash every recorded output instead of trusting size and modification time.
+    #[arg(long)]
+    pub verify: bool,
+    /// Service URL (else AZURE_OPENAI_ENDPOINT / OPENAI_BASE_URL, else the built-in emulator).
+    #[arg(long, env = "SHOTLIST_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Use the built-in emulator (placeholder videos, no account).
+    #[arg(long, conflicts_with = "endpoint")]
+    pub local: bool,
+}
+
+/// A loaded manifest and lockfile, the chosen target, and the plan for them.
+pub struct Planned {
+    pub storyboard: Storyboard,
+    pub lock: Lockfile,
+    pub target: Target,
+    pub plan: Plan,
+}
+
+impl Selection {
+    /// Loads and plans. `Err(code)`: the manifest's problems were printed; exit with it.
+    pub fn plan(&self) -> miette::Result<Result<Planned, ExitCode>> {
+        let storyboard = match manifest::load(&self.manifest) {
+            Ok(sb) => sb,
+            Err(err) => return Ok(Err(super::report_load_error(err))),
+        };
+        super::check_selection(&storyboard, &self.shots)?;
+        let lock = Lockfile::read(&storyboard.lockfile_path())?;
+        let target = endpoint::resolve(storyboard.api, self.endpoint.as_deref(), self.local)?;
+        let options = plan::Options {
+            endpoint: target.lock_name().to_string(),
+            verify: self.verify,
+            force: self.force,
+            only: self.shots.clone(),
+            tags: self.tags.clone(),
+            now: None,
+        };
+        let plan = plan::plan(&storyboard, &lock, &options);
+        Ok(Ok(Planned {
+            storyboard,
+            lock,
+            target,
+            plan,
+        }))
+    }
+
+    pub fn file(&self) -> String {
+        self.manifest.display().to_string()
+    }
+}
