@@ -27,5 +27,7 @@ echo "==> cargo fmt --check"
 cargo fmt --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
+echo "==> cargo check --no-default-features (without the H.264 encoder)"
+cargo check --no-default-features --quiet
 echo "==> cargo test"
 cargo test --all-targets
