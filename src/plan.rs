@@ -148,7 +148,13 @@ pub struct Options {
 
 /// Decides what to do for each selected shot.
 pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan {
-    let now = options.now.unwrap_or_else(Timestamp::now);
+    // The built-in emulator lives only as long as one render: every job it made is
+    // gone by the next run, so nothing recorded can be resumed or downloaded again.
+    let now = if options.endpoint == LOCAL_ENDPOINT {
+        Timestamp::MAX
+    } else {
+        options.now.unwrap_or_else(Timestamp::now)
+    };
     let limits = storyboard.limits();
     let mut shots = Vec::new();
     let mut totals = Totals::default();
@@ -439,7 +445,7 @@ mod tests {
         ShotLock {
             input_hash: cache_key::input_hash(sb.api, shot),
             api: sb.api,
-            endpoint: LOCAL_ENDPOINT.into(),
+            endpoint: SERVICE.into(),
             model: shot.model.clone(),
             request: serde_json::json!({"prompt": shot.prompt, "width": 480, "height": 480, "n_seconds": 5, "n_variants": 1, "model": "sora"}),
             jobs: vec![JobLock {
@@ -466,9 +472,11 @@ mod tests {
         }
     }
 
+    const SERVICE: &str = "res.openai.azure.com";
+
     fn opts(now: i64) -> Options {
         Options {
-            endpoint: LOCAL_ENDPOINT.into(),
+            endpoint: SERVICE.into(),
             now: Some(Timestamp::from_second(now).unwrap()),
             ..Options::default()
         }
@@ -551,12 +559,36 @@ mod tests {
         lock.shots.get_mut("a").unwrap().jobs[0].status = JobState::Pending;
         let p = plan(&sb, &lock, &opts(2000));
         assert_eq!(p.shots[0].action, Action::Resume);
-        let real = Options {
-            endpoint: "example.openai.azure.com".into(),
+        assert_eq!(p.shots[1].action, Action::Fresh);
+        lock.shots.get_mut("b").unwrap().endpoint = LOCAL_ENDPOINT.into();
+        let p = plan(&sb, &lock, &opts(2000));
+        assert_eq!(p.shots[1].reason, Reason::Placeholder);
+    }
+
+    #[test]
+    fn the_built_in_emulator_keeps_no_jobs_between_runs() {
+        let (_d, sb) = setup();
+        let mut lock = Lockfile::new();
+        for shot in &sb.shots {
+            let mut entry = rendered(&sb, shot, 5000);
+            entry.endpoint = LOCAL_ENDPOINT.into();
+            lock.shots.insert(shot.id.clone(), entry);
+        }
+        let local = Options {
+            endpoint: LOCAL_ENDPOINT.into(),
             ..opts(2000)
         };
-        let p = plan(&sb, &lock, &real);
-        assert_eq!(p.shots[1].reason, Reason::Placeholder);
+        assert!(
+            plan(&sb, &lock, &local)
+                .shots
+                .iter()
+                .all(|s| s.action == Action::Fresh)
+        );
+        lock.shots.get_mut("a").unwrap().jobs[0].status = JobState::Pending;
+        std::fs::remove_file(sb.dir.join("renders/b.mp4")).unwrap();
+        let p = plan(&sb, &lock, &local);
+        assert_eq!(p.shots[0].action, Action::Render);
+        assert_eq!(p.shots[1].action, Action::Render);
     }
 
     #[test]
