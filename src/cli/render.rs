@@ -231,6 +231,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
     };
 
     let recorder = Arc::new(Recorder::new(lock_path, lock));
+    let credential = client.auth_description();
     let report = scheduler::run(
         client,
         storyboard,
@@ -250,7 +251,9 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
     if let Some(fatal) = report.fatal {
         eprintln!("error: {fatal}");
         eprintln!(
-            "  help: check the credential named above; the run stopped so nothing else is sent with it"
+            "  help: the run stopped so nothing more is sent with the {credential}. Use a key of this resource \
+             (AZURE_OPENAI_API_KEY or OPENAI_API_KEY), or Microsoft Entra ID (AZURE_OPENAI_AD_TOKEN, or unset \
+             the key and `az login`), then run again: finished work is recorded"
         );
         return Ok(ExitCode::from(exit_codes::AUTH));
     }
