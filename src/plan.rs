@@ -6,6 +6,7 @@
 //! resume a job still alive, download from a finished job that has not expired, or render.
 //! Planning never writes anything and never makes a request.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
@@ -34,6 +35,21 @@ pub enum Action {
     Resume,
     /// The recorded job finished and has not expired, but files are missing or changed.
     Download,
+    /// The shot was renamed: its inputs and files are recorded under its old id. The
+    /// files are moved to the new names; nothing is requested.
+    Reuse,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Fresh => "fresh",
+            Action::Render => "render",
+            Action::Resume => "resume",
+            Action::Download => "download",
+            Action::Reuse => "reuse",
+        }
+    }
 }
 
 /// Why.
@@ -70,6 +86,10 @@ pub enum Reason {
     },
     /// Rendered by the built-in emulator; the target is a real service.
     Placeholder,
+    /// Same inputs as `from`, a shot id no longer in the manifest.
+    Renamed {
+        from: String,
+    },
 }
 
 impl std::fmt::Display for Reason {
@@ -87,6 +107,7 @@ impl std::fmt::Display for Reason {
             Reason::Incomplete { created, expected } => {
                 write!(f, "{created} of {expected} variant jobs created")
             }
+            Reason::Renamed { from } => write!(f, "renamed from `{from}`: its files are reused"),
             Reason::Placeholder => {
                 f.write_str("placeholder from the emulator; target is a real service")
             }
@@ -125,6 +146,7 @@ pub struct Totals {
     pub render: usize,
     pub resume: usize,
     pub download: usize,
+    pub reuse: usize,
     pub jobs_to_create: u64,
     pub video_seconds: u64,
 }
@@ -156,13 +178,36 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
         options.now.unwrap_or_else(Timestamp::now)
     };
     let limits = storyboard.limits();
+    // Entries of ids the manifest no longer has, by input hash: a renamed shot finds its
+    // old render here instead of paying for a new one.
+    let current: HashSet<&str> = storyboard.shots.iter().map(|s| s.id.as_str()).collect();
+    let mut orphans: HashMap<&str, (&str, &ShotLock)> = lock
+        .shots
+        .iter()
+        .filter(|(id, _)| !current.contains(id.as_str()))
+        .map(|(id, entry)| (entry.input_hash.as_str(), (id.as_str(), entry)))
+        .collect();
     let mut shots = Vec::new();
     let mut totals = Totals::default();
     for shot in storyboard.shots.iter().filter(|s| selected(s, options)) {
         let input_hash = cache_key::input_hash(storyboard.api, shot);
         let (action, reason) = match (options.force, lock.shots.get(&shot.id)) {
             (true, _) => (Action::Render, Reason::Forced),
-            (false, None) => (Action::Render, Reason::New),
+            (false, None) => match orphans.get(input_hash.as_str()) {
+                Some(&(from, entry))
+                    if decide(storyboard, shot, &input_hash, entry, options, now).0
+                        == Action::Fresh =>
+                {
+                    orphans.remove(input_hash.as_str());
+                    (
+                        Action::Reuse,
+                        Reason::Renamed {
+                            from: from.to_string(),
+                        },
+                    )
+                }
+                _ => (Action::Render, Reason::New),
+            },
             (false, Some(entry)) => decide(storyboard, shot, &input_hash, entry, options, now),
         };
         let (jobs_to_create, video_seconds) = if action == Action::Render {
@@ -183,6 +228,7 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
             Action::Render => totals.render += 1,
             Action::Resume => totals.resume += 1,
             Action::Download => totals.download += 1,
+            Action::Reuse => totals.reuse += 1,
         }
         totals.jobs_to_create += u64::from(jobs_to_create);
         totals.video_seconds += video_seconds;
@@ -589,6 +635,26 @@ mod tests {
         let p = plan(&sb, &lock, &local);
         assert_eq!(p.shots[0].action, Action::Render);
         assert_eq!(p.shots[1].action, Action::Render);
+    }
+
+    #[test]
+    fn a_renamed_shot_reuses_its_old_render() {
+        let (_d, sb) = setup();
+        let mut lock = Lockfile::new();
+        for shot in &sb.shots {
+            lock.shots
+                .insert(shot.id.clone(), rendered(&sb, shot, 5000));
+        }
+        let mut renamed = sb.clone();
+        renamed.shots[0].id = "cat".into();
+        let p = plan(&renamed, &lock, &opts(2000));
+        assert_eq!(p.shots[0].action, Action::Reuse);
+        assert_eq!(p.shots[0].reason, Reason::Renamed { from: "a".into() });
+        assert_eq!(p.totals.jobs_to_create, 0);
+        // Not when the old files are gone.
+        std::fs::remove_file(sb.dir.join("renders/a.mp4")).unwrap();
+        let p = plan(&renamed, &lock, &opts(2000));
+        assert_eq!(p.shots[0].reason, Reason::New);
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub enum Event {
 pub struct Summary {
     pub rendered: usize,
     pub downloaded: usize,
+    pub reused: usize,
     pub skipped: usize,
     pub failed: usize,
     pub jobs_created: u64,
@@ -290,10 +291,11 @@ pub fn describe(event: &Event) -> Option<String> {
         }
         Event::ShotFailed { id, message } => format!("   FAILED {id}: {message}"),
         Event::Summary(s) => format!(
-            "{}{} rendered, {} downloaded, {} skipped, {} failed; {} job{} created, {} video-seconds, {} requests, {:.1}s",
+            "{}{} rendered, {} downloaded, {} reused, {} skipped, {} failed; {} job{} created, {} video-seconds, {} requests, {:.1}s",
             if s.interrupted { "interrupted: " } else { "" },
             s.rendered,
             s.downloaded,
+            s.reused,
             s.skipped,
             s.failed,
             s.jobs_created,

@@ -107,6 +107,8 @@ pub enum Outcome {
     Skipped,
     Rendered,
     Downloaded,
+    /// A renamed shot whose files were moved to its new name.
+    Reused,
     Failed(String),
     /// Not started because the run was stopping.
     NotStarted,
@@ -202,7 +204,7 @@ pub async fn run(
     for work in &works {
         run.reporter.emit(Event::Shot {
             id: work.plan.id.clone(),
-            action: action_word(work.plan.action).into(),
+            action: work.plan.action.as_str().into(),
             reason: work.plan.reason.to_string(),
         });
         let items = match run.prepare(work).await {
@@ -265,6 +267,7 @@ pub async fn run(
             (Some(message), _) => Outcome::Failed(message),
             (None, true) => Outcome::NotStarted,
             (None, false) if work.plan.action == Action::Download => Outcome::Downloaded,
+            (None, false) if work.plan.action == Action::Reuse => Outcome::Reused,
             (None, false) => Outcome::Rendered,
         };
         outcomes.push((work.plan.id.clone(), outcome));
@@ -282,6 +285,7 @@ pub async fn run(
     let summary = Summary {
         rendered: count(|o| *o == Outcome::Rendered),
         downloaded: count(|o| *o == Outcome::Downloaded),
+        reused: count(|o| *o == Outcome::Reused),
         skipped: count(|o| *o == Outcome::Skipped),
         failed: count(|o| matches!(o, Outcome::Failed(_))),
         jobs_created: run.jobs_created.load(Ordering::SeqCst),
@@ -324,15 +328,6 @@ const MAX_WORKLOAD: u64 = 20 * 1920 * 1080;
 /// Relative cost of a shot's job: seconds x pixels x variants (how generation time grows).
 fn workload(shot: &Shot) -> u64 {
     u64::from(shot.seconds) * shot.size.pixels() * u64::from(shot.variants)
-}
-
-fn action_word(a: Action) -> &'static str {
-    match a {
-        Action::Fresh => "fresh",
-        Action::Render => "render",
-        Action::Resume => "resume",
-        Action::Download => "download",
-    }
 }
 
 fn now_unix() -> i64 {
@@ -379,6 +374,10 @@ impl Run {
     async fn prepare(&self, work: &ShotWork) -> Result<Vec<Item>, String> {
         let sp = &work.plan;
         let shot = &sp.shot;
+        if let (Action::Reuse, plan::Reason::Renamed { from }) = (sp.action, &sp.reason) {
+            self.reuse(sp, from)?;
+            return Ok(Vec::new());
+        }
         let existing = self.recorder.shot(&sp.id);
         if sp.action == Action::Render {
             // Inputs changed (or forced) while an old job is still alive: cancel it rather
@@ -428,6 +427,68 @@ impl Run {
             items.push(Item::Create { index });
         }
         Ok(items)
+    }
+
+    /// Gives a renamed shot the render recorded under its old id: its files are linked
+    /// (or copied) to the new names and swapped in atomically, the lockfile entry moves,
+    /// then the old names go. A crash anywhere leaves the old entry or the new one valid.
+    fn reuse(&self, sp: &ShotPlan, from: &str) -> Result<(), String> {
+        let mut entry = self
+            .recorder
+            .shot(from)
+            .ok_or("the renamed shot's entry vanished")?;
+        let dir = &self.storyboard.dir;
+        let mut moves: Vec<(std::path::PathBuf, std::path::PathBuf)> = Vec::new();
+        let out = &self.storyboard.output;
+        let mut plan_move = |path: &mut String, name: String| {
+            let rel = out.join(name);
+            moves.push((dir.join(&*path), dir.join(&rel)));
+            *path = rel_string(&rel);
+        };
+        for g in entry.jobs.iter_mut().flat_map(|j| j.generations.iter_mut()) {
+            if let Some(f) = &mut g.file {
+                plan_move(&mut f.path, sp.shot.video_file_name(g.variant));
+            }
+            if let Some(t) = &mut g.thumbnail {
+                let ext = Path::new(&t.path)
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .unwrap_or("jpg")
+                    .to_string();
+                plan_move(&mut t.path, sp.shot.thumbnail_file_name(g.variant, &ext));
+            }
+        }
+        let staged: Vec<_> = moves
+            .iter()
+            .enumerate()
+            .map(|(i, (old, new))| {
+                let tmp =
+                    new.with_file_name(format!(".shotlist-reuse-{}-{i}.part", std::process::id()));
+                let _ = std::fs::remove_file(&tmp);
+                std::fs::hard_link(old, &tmp)
+                    .or_else(|_| std::fs::copy(old, &tmp).map(|_| ()))
+                    .map_err(|e| format!("failed to reuse `{}`: {e}", old.display()))?;
+                Ok((tmp, new))
+            })
+            .collect::<Result<_, String>>()?;
+        for (tmp, new) in staged {
+            std::fs::rename(&tmp, new)
+                .map_err(|e| format!("failed to move into `{}`: {e}", new.display()))?;
+        }
+        crate::atomic_write::sync_dir(&self.storyboard.output_dir());
+        self.recorder
+            .update(|l| {
+                l.shots.remove(from);
+                l.shots.insert(sp.id.clone(), entry);
+            })
+            .map_err(|e| e.to_string())?;
+        let new_paths: HashSet<&std::path::PathBuf> = moves.iter().map(|(_, n)| n).collect();
+        for (old, _) in &moves {
+            if !new_paths.contains(old) {
+                let _ = std::fs::remove_file(old);
+            }
+        }
+        Ok(())
     }
 
     async fn item(&self, work: &ShotWork, item: Item, slot: Option<crate::slots::Slot>) {

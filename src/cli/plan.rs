@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::selection::Selection;
 use crate::exit_codes;
-use crate::plan::{Action, Plan};
+use crate::plan::Plan;
 
 /// Arguments of `shotlist plan`.
 #[derive(Debug, clap::Args)]
@@ -43,24 +43,20 @@ pub fn render_text(file: &str, plan: &Plan) -> String {
     );
     let width = plan.shots.iter().map(|s| s.id.len()).max().unwrap_or(0);
     for s in &plan.shots {
-        let action = match s.action {
-            Action::Fresh => "fresh",
-            Action::Render => "render",
-            Action::Resume => "resume",
-            Action::Download => "download",
-        };
+        let action = s.action.as_str();
         let _ = writeln!(out, "  {action:<8}  {:<width$}  {}", s.id, s.reason);
     }
     let t = &plan.totals;
     let _ = writeln!(
         out,
-        "{} shot{}: {} fresh, {} to render, {} to resume, {} to download; {} job{} to create, {} video-second{} to generate",
+        "{} shot{}: {} fresh, {} to render, {} to resume, {} to download, {} to reuse; {} job{} to create, {} video-second{} to generate",
         t.shots,
         plural(t.shots as u64),
         t.fresh,
         t.render,
         t.resume,
         t.download,
+        t.reuse,
         t.jobs_to_create,
         plural(t.jobs_to_create),
         t.video_seconds,

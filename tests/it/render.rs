@@ -556,3 +556,38 @@ async fn first_ctrl_c_starts_nothing_new_and_records_what_ran() {
     assert_eq!(stats(&emu).jobs_created, 6);
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_a_shot_reuses_its_render_without_a_request() {
+    let emu = emulator(emulator_config()).await;
+    let p = Project::new(&manifest(2, 1, ""));
+    assert_eq!(code(&p.render(&emu, &[]).await), 0);
+    let video = std::fs::read(p.path("renders/s01.mp4")).unwrap();
+    let manifest = std::fs::read_to_string(p.path("shotlist.yaml")).unwrap();
+    std::fs::write(
+        p.path("shotlist.yaml"),
+        manifest.replace("id: s01", "id: lantern"),
+    )
+    .unwrap();
+    let requests = stats(&emu).requests_total;
+
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("renamed from `s01`") && text(&out).contains("1 reused"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        stats(&emu).requests_total,
+        requests,
+        "a rename costs no request"
+    );
+    assert_eq!(std::fs::read(p.path("renders/lantern.mp4")).unwrap(), video);
+    assert!(p.path("renders/lantern.jpg").is_file());
+    assert!(!p.path("renders/s01.mp4").exists() && !p.path("renders/s01.jpg").exists());
+    let lock = p.lock();
+    assert!(lock.shots.contains_key("lantern") && !lock.shots.contains_key("s01"));
+    p.assert_outputs_match_lock();
+    emu.shutdown().await;
+}
