@@ -90,6 +90,10 @@ pub enum Reason {
     Renamed {
         from: String,
     },
+    /// Up to date at `path`, outside the current output folder.
+    Moved {
+        path: String,
+    },
 }
 
 impl std::fmt::Display for Reason {
@@ -107,6 +111,7 @@ impl std::fmt::Display for Reason {
             Reason::Incomplete { created, expected } => {
                 write!(f, "{created} of {expected} variant jobs created")
             }
+            Reason::Moved { path } => write!(f, "`output` changed: moving `{path}`"),
             Reason::Renamed { from } => write!(f, "renamed from `{from}`: its files are reused"),
             Reason::Placeholder => {
                 f.write_str("placeholder from the emulator; target is a real service")
@@ -195,8 +200,10 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
             (true, _) => (Action::Render, Reason::Forced),
             (false, None) => match orphans.get(input_hash.as_str()) {
                 Some(&(from, entry))
-                    if decide(storyboard, shot, &input_hash, entry, options, now).0
-                        == Action::Fresh =>
+                    if matches!(
+                        decide(storyboard, shot, &input_hash, entry, options, now).0,
+                        Action::Fresh | Action::Reuse
+                    ) =>
                 {
                     orphans.remove(input_hash.as_str());
                     (
@@ -344,6 +351,27 @@ fn decide(
                 return download_or_render(job.expires_at, now, file.path.clone(), true);
             }
         }
+    }
+    // Up to date, but recorded under another output folder (`output:` changed).
+    let expected = |name: String| {
+        sb.output
+            .join(name)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    if let Some(f) = entry.generations().find_map(|(_, g)| {
+        g.file
+            .as_ref()
+            .filter(|f| f.path != expected(shot.video_file_name(g.variant)))
+    }) {
+        return (
+            Action::Reuse,
+            Reason::Moved {
+                path: f.path.clone(),
+            },
+        );
     }
     (Action::Fresh, Reason::UpToDate)
 }
@@ -651,6 +679,17 @@ mod tests {
         assert_eq!(p.shots[0].action, Action::Reuse);
         assert_eq!(p.shots[0].reason, Reason::Renamed { from: "a".into() });
         assert_eq!(p.totals.jobs_to_create, 0);
+        // Changing `output` moves the files.
+        let mut moved = sb.clone();
+        moved.output = "videos".into();
+        let p = plan(&moved, &lock, &opts(2000));
+        assert_eq!(p.shots[1].action, Action::Reuse);
+        assert_eq!(
+            p.shots[1].reason,
+            Reason::Moved {
+                path: "renders/b.mp4".into()
+            }
+        );
         // Not when the old files are gone.
         std::fs::remove_file(sb.dir.join("renders/a.mp4")).unwrap();
         let p = plan(&renamed, &lock, &opts(2000));

@@ -374,7 +374,11 @@ impl Run {
     async fn prepare(&self, work: &ShotWork) -> Result<Vec<Item>, String> {
         let sp = &work.plan;
         let shot = &sp.shot;
-        if let (Action::Reuse, plan::Reason::Renamed { from }) = (sp.action, &sp.reason) {
+        if sp.action == Action::Reuse {
+            let from = match &sp.reason {
+                plan::Reason::Renamed { from } => from.as_str(),
+                _ => sp.id.as_str(),
+            };
             self.reuse(sp, from)?;
             return Ok(Vec::new());
         }

@@ -589,5 +589,19 @@ async fn renaming_a_shot_reuses_its_render_without_a_request() {
     let lock = p.lock();
     assert!(lock.shots.contains_key("lantern") && !lock.shots.contains_key("s01"));
     p.assert_outputs_match_lock();
+    // Changing `output` moves every file, again without a request.
+    let manifest = std::fs::read_to_string(p.path("shotlist.yaml")).unwrap();
+    std::fs::write(
+        p.path("shotlist.yaml"),
+        manifest.replace("version: 1\n", "version: 1\noutput: videos\n"),
+    )
+    .unwrap();
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("2 reused"), "{}", text(&out));
+    assert_eq!(stats(&emu).requests_total, requests);
+    assert_eq!(std::fs::read(p.path("videos/lantern.mp4")).unwrap(), video);
+    assert!(!p.path("renders/lantern.mp4").exists());
+    p.assert_outputs_match_lock();
     emu.shutdown().await;
 }
