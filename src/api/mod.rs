@@ -186,17 +186,8 @@ impl Client {
         generation: usize,
         final_path: &Path,
     ) -> Result<Downloaded> {
-        let url = match self {
-            Client::Azure(c) => c.content_url(job, generation, "video")?,
-            Client::OpenAi(c) => c.content_url(job, generation, "video")?,
-        };
-        self.download(
-            url,
-            &format!("video {generation} of job `{}`", job.id),
-            job.expires_at,
-            final_path,
-        )
-        .await
+        self.download_content(job, generation, "video", final_path)
+            .await
     }
 
     /// Downloads the thumbnail of variant `generation` (JPEG on Azure, WebP on OpenAI).
@@ -206,17 +197,23 @@ impl Client {
         generation: usize,
         final_path: &Path,
     ) -> Result<Downloaded> {
+        self.download_content(job, generation, "thumbnail", final_path)
+            .await
+    }
+
+    async fn download_content(
+        &self,
+        job: &Job,
+        generation: usize,
+        kind: &str,
+        final_path: &Path,
+    ) -> Result<Downloaded> {
         let url = match self {
-            Client::Azure(c) => c.content_url(job, generation, "thumbnail")?,
-            Client::OpenAi(c) => c.content_url(job, generation, "thumbnail")?,
+            Client::Azure(c) => c.content_url(job, generation, kind)?,
+            Client::OpenAi(c) => c.content_url(job, generation, kind)?,
         };
-        self.download(
-            url,
-            &format!("thumbnail {generation} of job `{}`", job.id),
-            job.expires_at,
-            final_path,
-        )
-        .await
+        let what = format!("{kind} {generation} of job `{}`", job.id);
+        self.download(url, &what, job.expires_at, final_path).await
     }
 
     fn transport(&self) -> &Transport {
