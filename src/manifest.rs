@@ -517,7 +517,33 @@ impl Reader<'_> {
                 shots.push(shot);
             }
         }
+        self.file_name_clashes(&shots, &seen);
         shots
+    }
+
+    /// Two shots must never write the same file: `a` with two variants writes `a-2.mp4`,
+    /// which is also the first file of a shot with id `a-2`.
+    fn file_name_clashes(&mut self, shots: &[Shot], spans: &HashMap<String, Span>) {
+        let mut owners: HashMap<String, (&str, u32)> = HashMap::new();
+        for shot in shots {
+            for variant in 1..=shot.variants {
+                let name = shot.video_file_name(variant);
+                match owners.get(&name) {
+                    Some(&(other, other_variant)) if other != shot.id => {
+                        let (first, second) = (spans[other].clone(), spans[&shot.id].clone());
+                        self.problems.push(
+                            Problem::new(second, format!("shots `{other}` and `{}` would both write `{name}`", shot.id))
+                                .label(format!("variant {variant} writes `{name}`"))
+                                .related(first, format!("variant {other_variant} writes `{name}`"))
+                                .help("rename one of the shots; variant N of shot `ID` is saved as `ID-N.mp4`"),
+                        );
+                    }
+                    _ => {
+                        owners.insert(name, (&shot.id, variant));
+                    }
+                }
+            }
+        }
     }
 
     fn shot(
@@ -892,6 +918,18 @@ mod tests {
         assert_eq!(ps.len(), 1, "{ps:?}");
         assert_eq!(ps[0].message, "2 variants is too many at 1920x1080");
         assert_eq!(at(src, &ps[0]), "2");
+    }
+
+    #[test]
+    fn shots_never_share_an_output_file() {
+        let src = "version: 1\ndefaults:\n  size: 480x480\nshots:\n  - id: a\n    prompt: x\n    variants: 2\n  - id: a-2\n    prompt: y\n";
+        let ps = problems(src);
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(
+            ps[0].message,
+            "shots `a` and `a-2` would both write `a-2.mp4`"
+        );
+        assert_eq!(at(src, &ps[0]), "a-2");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::manifest::MAX_ID_LEN;
 pub const SCHEMA_PATH: &str = "schemas/shotlist.schema.json";
 
 const NOT_EXPRESSIBLE: &str = "Rules JSON Schema cannot express, which `shotlist validate` also checks: \
-shot ids must be unique; the prompt limit counts the `style` appended to it; the per-size variant limit \
+shot ids must be unique and no two shots may write the same file (variant N of `ID` is `ID-N.mp4`); the prompt limit counts the `style` appended to it; the per-size variant limit \
 and the `sora-2-pro`-only sizes also apply when `size`, `variants` or `model` come from `defaults`; \
 `prompt_file` must name a readable file; a whole number written as a decimal (`seconds: 5.0`) is refused, \
 though JSON Schema's `integer` accepts it.";
