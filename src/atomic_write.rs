@@ -21,15 +21,26 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".shotlist-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let mut tmp = temp_builder(".tmp").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     sync_dir(dir);
     Ok(())
+}
+
+/// A temp file builder for files that end up renamed into place: named `.shotlist-*`
+/// (so a later run can clear leftovers) and, on Unix, readable by others (0644) like
+/// any file an editor saves, instead of tempfile's private 0600.
+pub fn temp_builder(suffix: &str) -> tempfile::Builder<'static, '_> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".shotlist-").suffix(suffix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    builder
 }
 
 /// Makes a rename durable. Best effort: not every platform can open a folder.

@@ -50,9 +50,7 @@ pub async fn stream_to_file(resp: reqwest::Response, final_path: &Path) -> Resul
         .map(str::to_owned);
 
     // Removed on drop, so every early return below cleans up after itself.
-    let temp = tempfile::Builder::new()
-        .prefix(".shotlist-")
-        .suffix(".part")
+    let temp = crate::atomic_write::temp_builder(".part")
         .tempfile_in(dir)
         .map_err(io)?;
     let file = temp.as_file().try_clone().map_err(io)?;

@@ -56,6 +56,10 @@ pub struct ShotLock {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobLock {
     pub id: String,
+    /// For APIs with one job per variant (`openai-videos`): the 1-based variant this job
+    /// renders. 0 when one job renders every variant (`azure-jobs`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub variant: u32,
     pub status: JobState,
     /// The service's own status word, as last seen (`running`, `in_progress`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -232,7 +236,26 @@ impl Lockfile {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl ShotLock {
+    /// The job that renders `variant` on a one-job-per-variant API: the live or
+    /// succeeded one (failed attempts stay in the history but do not count).
+    pub fn job_for_variant(&self, variant: u32) -> Option<&JobLock> {
+        self.jobs.iter().rev().find(|j| {
+            j.variant == variant && matches!(j.status, JobState::Pending | JobState::Succeeded)
+        })
+    }
+
+    /// Variants (of `1..=variants`) with no live or succeeded job: they need a create.
+    pub fn variants_without_job(&self, variants: u32) -> Vec<u32> {
+        (1..=variants)
+            .filter(|v| self.job_for_variant(*v).is_none())
+            .collect()
+    }
+
     /// Every generation with its job, in variant order.
     pub fn generations(&self) -> impl Iterator<Item = (&JobLock, &GenerationLock)> {
         self.jobs
@@ -259,6 +282,7 @@ mod tests {
             request: serde_json::json!({"prompt": "p", "width": 480, "height": 480, "n_seconds": 5, "n_variants": 1, "model": "sora"}),
             jobs: vec![JobLock {
                 id: format!("task_{id}"),
+                variant: 0,
                 status: JobState::Succeeded,
                 service_status: Some("succeeded".into()),
                 created_at: Timestamp::from_second(1_764_000_000).unwrap(),

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cache_key::{self, hex};
 use crate::limits::Api;
-use crate::lockfile::{FileLock, JobState, Lockfile, ShotLock};
+use crate::lockfile::{FileLock, JobLock, JobState, Lockfile, ShotLock};
 use crate::manifest::Storyboard;
 use crate::shot::Shot;
 
@@ -217,17 +217,22 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
             },
             (false, Some(entry)) => decide(storyboard, shot, &input_hash, entry, options, now),
         };
-        let (jobs_to_create, video_seconds) = if action == Action::Render {
-            (
-                if limits.variants_per_job {
-                    1
-                } else {
-                    shot.variants
-                },
+        let per_job = limits.variants_per_job;
+        let (jobs_to_create, video_seconds) = match (action, lock.shots.get(&shot.id)) {
+            (Action::Render, _) => (
+                if per_job { 1 } else { shot.variants },
                 shot.video_seconds(),
-            )
-        } else {
-            (0, 0)
+            ),
+            (Action::Resume, Some(entry)) => {
+                let n = variants_to_create(per_job, shot, entry).len() as u32;
+                let seconds = if per_job {
+                    u64::from(n) * shot.video_seconds()
+                } else {
+                    u64::from(n * shot.seconds)
+                };
+                (n, seconds)
+            }
+            _ => (0, 0),
         };
         totals.shots += 1;
         match action {
@@ -257,6 +262,16 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
     }
 }
 
+/// Variants a resumed shot must create a job for: with one job for all variants, none
+/// once a job exists; with one job per variant, those without a live or succeeded job.
+pub fn variants_to_create(per_job: bool, shot: &Shot, entry: &ShotLock) -> Vec<u32> {
+    match (per_job, entry.jobs.is_empty()) {
+        (true, true) => vec![1],
+        (true, false) => Vec::new(),
+        (false, _) => entry.variants_without_job(shot.variants),
+    }
+}
+
 fn selected(shot: &Shot, options: &Options) -> bool {
     (options.only.is_empty() || options.only.contains(&shot.id))
         && (options.tags.is_empty() || shot.tags.iter().any(|t| options.tags.contains(t)))
@@ -281,16 +296,26 @@ fn decide(
     if entry.endpoint == LOCAL_ENDPOINT && options.endpoint != LOCAL_ENDPOINT {
         return (Action::Render, Reason::Placeholder);
     }
-    if let Some(job) = entry
-        .jobs
-        .iter()
-        .find(|j| j.status == JobState::Failed || j.status == JobState::Cancelled)
-    {
-        let message = job.failure.as_ref().map_or_else(
+    let per_job = sb.limits().variants_per_job;
+    let failure = |job: &JobLock| {
+        job.failure.as_ref().map_or_else(
             || format!("{:?}", job.status).to_lowercase(),
             |f| f.message.clone(),
+        )
+    };
+    // One job for all variants: a failed job means rendering the shot again.
+    if per_job
+        && let Some(job) = entry
+            .jobs
+            .iter()
+            .find(|j| !matches!(j.status, JobState::Pending | JobState::Succeeded))
+    {
+        return (
+            Action::Render,
+            Reason::JobFailed {
+                message: failure(job),
+            },
         );
-        return (Action::Render, Reason::JobFailed { message });
     }
     let pending: Vec<String> = entry
         .jobs
@@ -302,7 +327,7 @@ fn decide(
         let expired = entry
             .jobs
             .iter()
-            .any(|j| j.status.is_alive() && j.expires_at.is_some_and(|e| e <= now));
+            .any(|j| j.status.is_alive() && expiry(j, sb) <= now);
         if expired {
             return (
                 Action::Render,
@@ -313,20 +338,24 @@ fn decide(
         }
         return (Action::Resume, Reason::JobPending { jobs: pending });
     }
-    let expected_jobs = if sb.limits().variants_per_job {
-        1
-    } else {
-        shot.variants as usize
-    };
-    if entry.jobs.len() < expected_jobs {
-        // Interrupted between the creates of a shot's variant jobs: create the rest only.
-        return (
-            Action::Resume,
-            Reason::Incomplete {
-                created: entry.jobs.len(),
-                expected: expected_jobs,
+    // One job per variant: only the variants without a job are created again.
+    let missing = variants_to_create(per_job, shot, entry);
+    if !missing.is_empty() {
+        let failed = entry
+            .jobs
+            .iter()
+            .rev()
+            .find(|j| missing.contains(&j.variant) && !j.status.is_alive());
+        let reason = match failed {
+            Some(job) if job.status != JobState::Succeeded => Reason::JobFailed {
+                message: failure(job),
             },
-        );
+            _ => Reason::Incomplete {
+                created: shot.variants as usize - missing.len(),
+                expected: shot.variants as usize,
+            },
+        };
+        return (Action::Resume, reason);
     }
     // Every job succeeded: check every variant's file.
     for variant in 1..=shot.variants {
@@ -340,15 +369,20 @@ fn decide(
             );
         };
         let Some(file) = &generation.file else {
-            return download_or_render(job.expires_at, now, shot.video_file_name(variant), false);
+            return download_or_render(
+                Some(expiry(job, sb)),
+                now,
+                shot.video_file_name(variant),
+                false,
+            );
         };
         match check_file(&sb.dir, file, options.verify) {
             FileState::Unchanged => {}
             FileState::Missing => {
-                return download_or_render(job.expires_at, now, file.path.clone(), false);
+                return download_or_render(Some(expiry(job, sb)), now, file.path.clone(), false);
             }
             FileState::Modified => {
-                return download_or_render(job.expires_at, now, file.path.clone(), true);
+                return download_or_render(Some(expiry(job, sb)), now, file.path.clone(), true);
             }
         }
     }
@@ -374,6 +408,17 @@ fn decide(
         );
     }
     (Action::Fresh, Reason::UpToDate)
+}
+
+/// When a job and its videos are gone: as the service said, else its documented
+/// retention after creation.
+fn expiry(job: &JobLock, sb: &Storyboard) -> Timestamp {
+    job.expires_at.unwrap_or_else(|| {
+        let retention = jiff::SignedDuration::from_secs(sb.limits().retention_seconds as i64);
+        job.created_at
+            .checked_add(retention)
+            .unwrap_or(Timestamp::MAX)
+    })
 }
 
 fn download_or_render(
@@ -524,6 +569,7 @@ mod tests {
             request: serde_json::json!({"prompt": shot.prompt, "width": 480, "height": 480, "n_seconds": 5, "n_variants": 1, "model": "sora"}),
             jobs: vec![JobLock {
                 id: format!("task_{}", shot.id),
+                variant: 0,
                 status: JobState::Succeeded,
                 service_status: None,
                 created_at: Timestamp::from_second(1000).unwrap(),

@@ -146,6 +146,8 @@ struct ShotWork {
     remaining: AtomicUsize,
     failure: Mutex<Option<String>>,
     not_started: AtomicBool,
+    /// Held while one of the shot's jobs is being created.
+    creating: tokio::sync::Mutex<()>,
     /// Whether this run has written the shot's new lockfile entry.
     entry_started: AtomicBool,
 }
@@ -194,6 +196,7 @@ pub async fn run(
             failure: Mutex::new(None),
             not_started: AtomicBool::new(false),
             entry_started: AtomicBool::new(false),
+            creating: tokio::sync::Mutex::new(()),
         }));
     }
 
@@ -210,6 +213,10 @@ pub async fn run(
         let items = match run.prepare(work).await {
             Ok(items) => items,
             Err(message) => {
+                run.reporter.emit(Event::ShotFailed {
+                    id: work.plan.id.clone(),
+                    message: message.clone(),
+                });
                 work.fail(message);
                 run.finish_shot(work);
                 continue;
@@ -322,6 +329,10 @@ impl Item {
     }
 }
 
+/// Failed status checks in a row (each after the client's own retries, `poll_max` apart)
+/// before a job is given up for this run; it stays recorded and is resumed next time.
+const MAX_POLL_FAILURES: u32 = 30;
+
 /// The largest workload the services accept: 20 s at 1920x1080.
 const MAX_WORKLOAD: u64 = 20 * 1920 * 1080;
 
@@ -334,8 +345,15 @@ fn now_unix() -> i64 {
     Timestamp::now().as_second()
 }
 
-fn ts(unix: i64) -> Timestamp {
-    Timestamp::from_second(unix).unwrap_or(Timestamp::UNIX_EPOCH)
+/// A service's unix-seconds time, when it is one: a value outside 2000..2200 (a proxy
+/// sending milliseconds, say) is unknown, never read as 1970 (which would mean expired).
+fn ts(unix: i64) -> Option<Timestamp> {
+    const Y2000: i64 = 946_684_800;
+    const Y2200: i64 = 7_258_118_400;
+    (Y2000..Y2200)
+        .contains(&unix)
+        .then(|| Timestamp::from_second(unix).ok())
+        .flatten()
 }
 
 impl ShotWork {
@@ -384,17 +402,6 @@ impl Run {
         }
         let existing = self.recorder.shot(&sp.id);
         if sp.action == Action::Render {
-            // Inputs changed (or forced) while an old job is still alive: cancel it rather
-            // than leave two jobs running for one shot.
-            if let Some(old) = &existing {
-                for job in old.jobs.iter().filter(|j| j.status.is_alive()) {
-                    if self.client.delete(&job.id).await.is_ok() {
-                        self.reporter.emit(Event::Notice {
-                            message: format!("cancelled outdated job {} of `{}`", job.id, sp.id),
-                        });
-                    }
-                }
-            }
             // The new entry is written with the first create (see `create`), so a shot
             // that a stop leaves unstarted keeps its old entry.
             return Ok((0..self.jobs_needed(shot))
@@ -404,32 +411,44 @@ impl Run {
         let Some(entry) = existing else {
             return Err("the lockfile entry vanished during the run".into());
         };
+        let per_job = self.per_job();
+        let needs_download = |job: &JobLock| {
+            job.generations.is_empty()
+                || job.generations.iter().any(|g| {
+                    g.file.as_ref().is_none_or(|f| {
+                        plan::check_file(&self.storyboard.dir, f, false)
+                            != plan::FileState::Unchanged
+                    })
+                })
+        };
+        // The jobs that count: the shot's one job, or each variant's live or succeeded one.
+        let current: Vec<&JobLock> = if per_job {
+            entry
+                .jobs
+                .iter()
+                .filter(|j| matches!(j.status, JobState::Pending | JobState::Succeeded))
+                .collect()
+        } else {
+            (1..=shot.variants)
+                .filter_map(|v| entry.job_for_variant(v))
+                .collect()
+        };
         let mut items = Vec::new();
-        for job in &entry.jobs {
+        for job in current {
             match job.status {
                 JobState::Pending => items.push(Item::Poll {
                     job: job.id.clone(),
                 }),
-                JobState::Succeeded => {
-                    let missing = job.generations.is_empty()
-                        || job.generations.iter().any(|g| {
-                            g.file.as_ref().is_none_or(|f| {
-                                plan::check_file(&self.storyboard.dir, f, false)
-                                    != plan::FileState::Unchanged
-                            })
-                        });
-                    if missing {
-                        items.push(Item::Download {
-                            job: job.id.clone(),
-                        });
-                    }
-                }
-                JobState::Failed | JobState::Cancelled => {}
+                JobState::Succeeded if needs_download(job) => items.push(Item::Download {
+                    job: job.id.clone(),
+                }),
+                _ => {}
             }
         }
-        for index in entry.jobs.len()..self.jobs_needed(shot) {
-            items.push(Item::Create { index });
-        }
+        let to_create = plan::variants_to_create(per_job, shot, &entry);
+        items.extend(to_create.into_iter().map(|v| Item::Create {
+            index: v as usize - 1,
+        }));
         Ok(items)
     }
 
@@ -452,6 +471,13 @@ impl Run {
         for g in entry.jobs.iter_mut().flat_map(|j| j.generations.iter_mut()) {
             if let Some(f) = &mut g.file {
                 plan_move(&mut f.path, sp.shot.video_file_name(g.variant));
+            }
+            // Thumbnails are a convenience: one that is gone is dropped, not fatal.
+            if g.thumbnail
+                .as_ref()
+                .is_some_and(|t| !dir.join(&t.path).is_file())
+            {
+                g.thumbnail = None;
             }
             if let Some(t) = &mut g.thumbnail {
                 let ext = Path::new(&t.path)
@@ -518,16 +544,21 @@ impl Run {
     }
 
     /// Creates one job; reconciles a lost response before ever creating again.
+    ///
+    /// A shot's creates run one at a time, so that a reconciliation never mistakes the
+    /// job of a sibling variant (same request) for its own.
     async fn create(&self, work: &ShotWork, index: usize) -> Result<Job, String> {
+        let _one_at_a_time = work.creating.lock().await;
         let id = &work.plan.id;
         let req = self.request_for(&work.plan.shot);
+        self.cancel_outdated(work).await?;
         // A create sent by an earlier run that died before recording its job: look first.
         let earlier = self
             .recorder
             .shot(id)
             .and_then(|s| s.creating.get(&(index as u32)).copied());
         if let Some(sent) = earlier {
-            match self.reconcile(&req, sent.as_second() - 120).await {
+            match self.reconcile(&req, sent.as_second() - 120, 1).await {
                 Ok(Some(job)) => return self.adopt(work, index, job),
                 Ok(None) => {}
                 Err(e) => {
@@ -537,10 +568,10 @@ impl Run {
                 }
             }
         }
+        let since = now_unix() - 120;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let since = now_unix() - 120;
             self.recorder
                 .update(|l| {
                     self.ensure_entry(l, work);
@@ -560,16 +591,18 @@ impl Run {
                     return Ok(job);
                 }
                 Err(ApiError::CreateOutcomeUnknown { .. }) => {
-                    // The request may have reached the service. Look before creating again.
-                    match self.reconcile(&req, since).await {
+                    // The request may have reached the service, which may still be making
+                    // the job: look a few times, waiting longer each time, before creating
+                    // again.
+                    match self.reconcile(&req, since, 3).await {
                         Ok(Some(job)) => return self.adopt(work, index, job),
-                        Ok(None) if attempt < 6 => {
+                        Ok(None) if attempt < 4 => {
                             self.reporter.emit(Event::Retry {
                                 id: id.clone(),
                                 what: format!("create (job {})", index + 1),
                                 attempt,
                                 delay_ms: 0,
-                                reason: "the response was lost and no such job exists".into(),
+                                reason: "the response was lost and no such job appeared".into(),
                             });
                         }
                         Ok(None) => {
@@ -597,6 +630,33 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// Before a render's first create: cancel the shot's outdated jobs still alive at the
+    /// service. If one cannot be cancelled, nothing is created: a shot never has two jobs
+    /// running, and the outdated one stays recorded.
+    async fn cancel_outdated(&self, work: &ShotWork) -> Result<(), String> {
+        if work.plan.action != Action::Render || work.entry_started.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let Some(old) = self.recorder.shot(&work.plan.id) else {
+            return Ok(());
+        };
+        for job in old.jobs.iter().filter(|j| j.status.is_alive()) {
+            match self.client.delete(&job.id).await {
+                Ok(()) => self.reporter.emit(Event::Notice {
+                    message: format!("cancelled outdated job {} of `{}`", job.id, work.plan.id),
+                }),
+                Err(e) => {
+                    let what = format!(
+                        "failed to cancel the outdated job {} (still running; not starting a second one)",
+                        job.id
+                    );
+                    return Err(self.api_failure(&what, e));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A render starts the shot's lockfile entry afresh, once per run, with its first
@@ -631,13 +691,29 @@ impl Run {
     }
 
     /// Finds the job a lost create made: same request, created since, not known already.
-    async fn reconcile(&self, req: &JobRequest, since: i64) -> Result<Option<Job>, ApiError> {
-        let jobs = self.client.list_recent(since).await?;
-        let known = self.known_jobs.lock().expect("known lock").clone();
-        Ok(jobs
-            .into_iter()
-            .filter(|j| j.matches(req) && !known.contains(&j.id))
-            .min_by_key(|j| j.created_at))
+    /// Looks up to `looks` times, waiting longer before each look after the first: a
+    /// service may list a job only some time after the create that made it.
+    async fn reconcile(
+        &self,
+        req: &JobRequest,
+        since: i64,
+        looks: u32,
+    ) -> Result<Option<Job>, ApiError> {
+        for look in 0..looks {
+            if look > 0 {
+                tokio::time::sleep(self.config.poll_min * (1 << look)).await;
+            }
+            let jobs = self.client.list_recent(since).await?;
+            let known = self.known_jobs.lock().expect("known lock").clone();
+            let found = jobs
+                .into_iter()
+                .filter(|j| j.matches(req) && !known.contains(&j.id))
+                .min_by_key(|j| j.created_at);
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
     }
 
     fn record_created(&self, work: &ShotWork, index: usize, job: &Job) -> Result<(), String> {
@@ -647,11 +723,12 @@ impl Run {
             .insert(job.id.clone());
         let lock = JobLock {
             id: job.id.clone(),
+            variant: if self.per_job() { 0 } else { index as u32 + 1 },
             status: JobState::Pending,
             service_status: Some(job.status_raw.clone()),
-            created_at: ts(job.created_at),
+            created_at: ts(job.created_at).unwrap_or_else(Timestamp::now),
             finished_at: None,
-            expires_at: job.expires_at.map(ts),
+            expires_at: job.expires_at.and_then(ts),
             failure: None,
             generations: Vec::new(),
         };
@@ -680,6 +757,7 @@ impl Run {
         let expected = self.expected(&work.plan.shot);
         let mut last_status = first.as_ref().map(|j| j.status_raw.clone());
         let mut wait = self.first_wait(expected, Duration::ZERO);
+        let mut failures = 0u32;
         let job = loop {
             tokio::time::sleep(wait).await;
             let (job, hint) = match self.client.get(&job_id).await {
@@ -699,14 +777,32 @@ impl Run {
                         "job {job_id} no longer exists at the service (expired or deleted); run again to re-render"
                     ));
                 }
+                Err(e) if e.is_fatal() => {
+                    return Err(self.api_failure("failed to check the job", e));
+                }
+                // The job runs on (and is paid for) whatever the network does: keep its slot
+                // and keep asking, more slowly, for as long as the job can exist.
+                Err(e) if failures < MAX_POLL_FAILURES => {
+                    failures += 1;
+                    wait = self.config.poll_max;
+                    self.reporter.emit(Event::Retry {
+                        id: id.clone(),
+                        what: format!("status of job {job_id}"),
+                        attempt: failures,
+                        delay_ms: wait.as_millis() as u64,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
                 Err(e) => return Err(self.api_failure("failed to check the job", e)),
             };
+            failures = 0;
             if last_status.as_deref() != Some(job.status_raw.as_str()) {
                 last_status = Some(job.status_raw.clone());
                 self.recorder
                     .job(id, &job_id, |j| {
                         j.service_status = Some(job.status_raw.clone());
-                        j.expires_at = job.expires_at.map(ts).or(j.expires_at);
+                        j.expires_at = job.expires_at.and_then(ts).or(j.expires_at);
                     })
                     .map_err(|e| e.to_string())?;
             }
@@ -720,9 +816,10 @@ impl Run {
                 break job;
             }
             let elapsed = started.elapsed();
-            wait = hint
-                .after
-                .unwrap_or_else(|| self.next_wait(expected, elapsed, job.progress));
+            // The server's hint is a floor: never sooner than it asks, later if the job is
+            // far from done.
+            let ours = self.next_wait(expected, elapsed, job.progress);
+            wait = hint.after.map_or(ours, |h| h.max(ours));
             wait = wait.clamp(self.config.poll_min, self.config.poll_max);
         };
         drop(slot);
@@ -731,29 +828,44 @@ impl Run {
                 if first.is_some() {
                     self.learn(&work.plan.shot, started.elapsed());
                 }
-                let generations = job.generations.clone();
+                // A job lists as many videos as it was asked for; more is a protocol error
+                // that must never turn into extra files, fewer cannot be trusted.
                 let per_job = self.per_job();
-                let job_index = self
-                    .recorder
-                    .shot(id)
-                    .and_then(|s| s.jobs.iter().position(|j| j.id == job_id))
-                    .unwrap_or(0);
+                let expected = if per_job {
+                    work.plan.shot.variants as usize
+                } else {
+                    1
+                };
+                if job.generations.len() < expected {
+                    let message = format!(
+                        "job {job_id} succeeded but lists {} of {expected} videos",
+                        job.generations.len()
+                    );
+                    self.record_job_end(
+                        id,
+                        &job_id,
+                        JobState::Failed,
+                        None,
+                        Some(("incomplete", &message)),
+                    )?;
+                    return Err(message);
+                }
+                let generations: Vec<String> =
+                    job.generations.iter().take(expected).cloned().collect();
                 self.recorder
                     .job(id, &job_id, |j| {
                         j.status = JobState::Succeeded;
                         j.service_status = Some(job.status_raw.clone());
-                        j.finished_at = Some(job.finished_at.map_or_else(Timestamp::now, ts));
-                        j.expires_at = job.expires_at.map(ts).or(j.expires_at);
+                        j.finished_at =
+                            Some(job.finished_at.and_then(ts).unwrap_or_else(Timestamp::now));
+                        j.expires_at = job.expires_at.and_then(ts).or(j.expires_at);
+                        let job_variant = j.variant.max(1);
                         j.generations = generations
                             .iter()
                             .enumerate()
                             .map(|(i, g)| GenerationLock {
                                 id: g.clone(),
-                                variant: if per_job {
-                                    i as u32 + 1
-                                } else {
-                                    job_index as u32 + 1
-                                },
+                                variant: if per_job { i as u32 + 1 } else { job_variant },
                                 file: None,
                                 thumbnail: None,
                             })
@@ -784,7 +896,8 @@ impl Run {
                             JobState::Failed
                         };
                         j.service_status = Some(job.status_raw.clone());
-                        j.finished_at = Some(job.finished_at.map_or_else(Timestamp::now, ts));
+                        j.finished_at =
+                            Some(job.finished_at.and_then(ts).unwrap_or_else(Timestamp::now));
                         j.failure = Some(lockfile::Failure {
                             code: code.clone(),
                             message: message.clone(),
@@ -812,7 +925,7 @@ impl Run {
         self.recorder
             .job(id, job_id, |j| {
                 j.status = state;
-                j.finished_at = Some(finished.map_or_else(Timestamp::now, ts));
+                j.finished_at = Some(finished.and_then(ts).unwrap_or_else(Timestamp::now));
                 j.failure = failure.map(|(c, m)| lockfile::Failure {
                     code: c.into(),
                     message: m.into(),
@@ -925,11 +1038,27 @@ impl Run {
                         "failed to download {name} after {attempt} attempts: {e}"
                     ));
                 }
-                Err(ApiError::NotFound { .. }) => {
-                    return Err(format!(
-                        "the service no longer has the video of job {} (expired?); run again to re-render",
+                Err(ApiError::NotFound { .. } | ApiError::Expired { .. }) => {
+                    let message = format!(
+                        "the service no longer has the {} of job {} (expired or deleted)",
+                        match kind {
+                            Kind::Video => "video",
+                            Kind::Thumbnail => "thumbnail",
+                        },
                         job.id
-                    ));
+                    );
+                    // Recorded, so the next run renders again instead of trying to
+                    // download the same missing video forever.
+                    if matches!(kind, Kind::Video) {
+                        self.record_job_end(
+                            &work.plan.id,
+                            &job.id,
+                            JobState::Failed,
+                            None,
+                            Some(("gone", &message)),
+                        )?;
+                    }
+                    return Err(format!("{message}; run again to render it anew"));
                 }
                 Err(e) if attempt < self.config.download_attempts => {
                     let delay = Duration::from_millis(250 * (1 << attempt.min(6)))

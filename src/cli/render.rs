@@ -12,7 +12,7 @@ use crate::emulator::{Emulator, EmulatorConfig};
 use crate::endpoint::{self, Target};
 use crate::exit_codes;
 use crate::pacer::Pacer;
-use crate::plan::{Action, Reason};
+use crate::plan::Action;
 use crate::recorder::Recorder;
 use crate::reporter::{Event, Mode, Reporter};
 use crate::scheduler::{self, Config, Outcome, Stop};
@@ -51,27 +51,45 @@ pub struct Args {
 }
 
 pub async fn execute(args: Args) -> miette::Result<ExitCode> {
+    let storyboard = match args.selection.load()? {
+        Ok(sb) => sb,
+        Err(code) => return Ok(code),
+    };
+    let file = args.selection.file();
+    if args.dry_run {
+        let planned = args.selection.plan_for(storyboard)?;
+        print!("{}", super::plan::render_text(&file, &planned.plan));
+        return Ok(ExitCode::from(exit_codes::SUCCESS));
+    }
+
+    // One render per output folder at a time, and the plan made under that lock, so the
+    // lockfile this run updates is the one it planned from. Then clear what a killed run
+    // left.
+    let out_dir = storyboard.output_dir();
+    std::fs::create_dir_all(&out_dir)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("failed to create `{}`", out_dir.display()))?;
+    let _run_lock = match lock_output(&out_dir) {
+        Ok(lock) => lock,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(exit_codes::ERROR));
+        }
+    };
+    remove_stale_temps(&out_dir);
     let Planned {
         storyboard,
         lock,
         target,
         plan,
-    } = match args.selection.plan()? {
-        Ok(p) => p,
-        Err(code) => return Ok(code),
-    };
+    } = args.selection.plan_for(storyboard)?;
     let lock_path = storyboard.lockfile_path();
-    let file = args.selection.file();
 
-    if args.dry_run {
-        print!("{}", super::plan::render_text(&file, &plan));
-        return Ok(ExitCode::from(exit_codes::SUCCESS));
-    }
     if args.locked {
         let needs_jobs: Vec<String> = plan
             .shots
             .iter()
-            .filter(|s| s.action == Action::Render || matches!(s.reason, Reason::Incomplete { .. }))
+            .filter(|s| s.jobs_to_create > 0)
             .map(|s| format!("  {}: {}", s.id, s.reason))
             .collect();
         if !needs_jobs.is_empty() {
@@ -111,20 +129,6 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         }));
         return Ok(ExitCode::from(exit_codes::SUCCESS));
     }
-
-    // One render per output folder at a time; then clear what a killed run left.
-    let out_dir = storyboard.output_dir();
-    std::fs::create_dir_all(&out_dir)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("failed to create `{}`", out_dir.display()))?;
-    let _run_lock = match lock_output(&out_dir) {
-        Ok(lock) => lock,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::from(exit_codes::ERROR));
-        }
-    };
-    remove_stale_temps(&out_dir);
 
     // Where requests go, and the run's timing.
     let time_scale = args

@@ -45,11 +45,25 @@ pub struct Planned {
 impl Selection {
     /// Loads and plans. `Err(code)`: the manifest's problems were printed; exit with it.
     pub fn plan(&self) -> miette::Result<Result<Planned, ExitCode>> {
+        match self.load()? {
+            Ok(storyboard) => self.plan_for(storyboard).map(Ok),
+            Err(code) => Ok(Err(code)),
+        }
+    }
+
+    /// Loads the manifest and checks the named shots exist.
+    pub fn load(&self) -> miette::Result<Result<Storyboard, ExitCode>> {
         let storyboard = match manifest::load(&self.manifest) {
             Ok(sb) => sb,
             Err(err) => return Ok(Err(super::report_load_error(err))),
         };
         super::check_selection(&storyboard, &self.shots)?;
+        Ok(Ok(storyboard))
+    }
+
+    /// Reads the lockfile and plans (`render` does this holding its run lock, so the
+    /// lockfile it plans from is the one it will update).
+    pub fn plan_for(&self, storyboard: Storyboard) -> miette::Result<Planned> {
         let lock = Lockfile::read(&storyboard.lockfile_path())?;
         let target = endpoint::resolve(storyboard.api, self.endpoint.as_deref(), self.local)?;
         let options = plan::Options {
@@ -61,12 +75,12 @@ impl Selection {
             now: None,
         };
         let plan = plan::plan(&storyboard, &lock, &options);
-        Ok(Ok(Planned {
+        Ok(Planned {
             storyboard,
             lock,
             target,
             plan,
-        }))
+        })
     }
 
     pub fn file(&self) -> String {

@@ -31,8 +31,9 @@ const FLAVOR: Flavor = Flavor::OpenAi;
 const PREFIXES: [&str; 2] = ["/v1/videos", "/openai/v1/videos"];
 const DEFAULT_LIST_LIMIT: usize = 20;
 const MAX_LIST_LIMIT: usize = 100;
-/// Longest polling hint, emulated: clients still see progress move.
-const MAX_POLL_HINT: Duration = Duration::from_secs(10);
+/// The polling hint, emulated: a fixed interval, as a service gives. It does not promise
+/// when a job ends, so clients cannot learn the exact end from it.
+const POLL_HINT: Duration = Duration::from_secs(10);
 const REFERENCE_TYPES: [&str; 3] = ["image/jpeg", "image/png", "image/webp"];
 
 pub fn routes() -> Router<Arc<App>> {
@@ -443,14 +444,8 @@ async fn retrieve(
         .job(&id, now)
         .filter(|j| j.spec.api == OPENAI_VIDEOS.api)
         .ok_or_else(|| not_found(&id))?;
-    // Poll hint: until the job finishes, at most MAX_POLL_HINT (emulated), in real ms.
-    let until_done =
-        Duration::from_millis(job.finished_at().saturating_sub(now)).min(MAX_POLL_HINT);
-    let hint = app
-        .clock
-        .to_real(until_done.max(Duration::from_secs(1)))
-        .as_millis()
-        .max(1) as u64;
+    // Poll hint: a fixed interval, as a service gives (it does not know the exact end).
+    let hint = app.clock.to_real(POLL_HINT).as_millis().max(1) as u64;
     let mut response = axum::Json(video_json(&app, &job)).into_response();
     response
         .headers_mut()

@@ -197,6 +197,15 @@ async fn storyboard_renders_then_is_fresh_then_rerenders_only_what_changed() {
         );
     }
     p.assert_outputs_match_lock();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(p.path("renders/opening.mp4"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "videos are readable by others");
+    }
     let lock = p.lock();
     assert_eq!(lock.shots.len(), 8);
     assert!(
@@ -569,6 +578,8 @@ async fn renaming_a_shot_reuses_its_render_without_a_request() {
         manifest.replace("id: s01", "id: lantern"),
     )
     .unwrap();
+    // A thumbnail gone from disk does not stop the rename.
+    std::fs::remove_file(p.path("renders/s01.jpg")).unwrap();
     let requests = stats(&emu).requests_total;
 
     let out = p.render(&emu, &[]).await;
@@ -584,7 +595,6 @@ async fn renaming_a_shot_reuses_its_render_without_a_request() {
         "a rename costs no request"
     );
     assert_eq!(std::fs::read(p.path("renders/lantern.mp4")).unwrap(), video);
-    assert!(p.path("renders/lantern.jpg").is_file());
     assert!(!p.path("renders/s01.mp4").exists() && !p.path("renders/s01.jpg").exists());
     let lock = p.lock();
     assert!(lock.shots.contains_key("lantern") && !lock.shots.contains_key("s01"));
@@ -603,5 +613,105 @@ async fn renaming_a_shot_reuses_its_render_without_a_request() {
     assert_eq!(std::fs::read(p.path("videos/lantern.mp4")).unwrap(), video);
     assert!(!p.path("renders/lantern.mp4").exists());
     p.assert_outputs_match_lock();
+    emu.shutdown().await;
+}
+
+/// One job per variant (`openai-videos`): a failed take is created again on its own;
+/// the takes already on disk are never paid for twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_take_is_rendered_again_alone() {
+    let flaky = emulator(EmulatorConfig {
+        seed: 5,
+        faults: "fail=0.5".parse().unwrap(),
+        ..emulator_config()
+    })
+    .await;
+    let p = Project::new(
+        "version: 1\napi: openai-videos\nshots:\n  - id: kite\n    prompt: A red kite over dunes.\n    size: 1280x720\n    variants: 4\n",
+    );
+    let run = |emu: &Emulator| {
+        let mut cmd = p.command_at(&format!("{}/v1", emu.base_url()), &[]);
+        cmd.env("OPENAI_API_KEY", KEY);
+        cmd
+    };
+    let mut cmd = run(&flaky);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let failed = p.lock().shots["kite"]
+        .jobs
+        .iter()
+        .filter(|j| j.status == JobState::Failed)
+        .count();
+    assert!(
+        (1..4).contains(&failed),
+        "the seed should fail some takes, not all: {}",
+        text(&out)
+    );
+    assert_eq!(code(&out), 6, "{}", text(&out));
+    let kept: Vec<Vec<u8>> = (1..=4)
+        .map(|v| {
+            if v == 1 {
+                "kite.mp4".to_string()
+            } else {
+                format!("kite-{v}.mp4")
+            }
+        })
+        .filter_map(|name| std::fs::read(p.path("renders").join(name)).ok())
+        .collect();
+    assert_eq!(kept.len(), 4 - failed);
+    flaky.shutdown().await;
+
+    let steady = emulator(emulator_config()).await;
+    let mut cmd = run(&steady);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        stats(&steady).jobs_created,
+        failed as u64,
+        "only the failed takes are created again"
+    );
+    for v in 1..=4 {
+        let name = if v == 1 {
+            "kite.mp4".to_string()
+        } else {
+            format!("kite-{v}.mp4")
+        };
+        assert!(p.path("renders").join(name).is_file());
+    }
+    p.assert_outputs_match_lock();
+    steady.shutdown().await;
+}
+
+/// A video the service deleted before the recorded expiry: the failed download is
+/// recorded, so the next run renders again instead of failing the same way forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_gone_from_the_service_is_rendered_again() {
+    // Jobs take 60–300 emulated seconds; they vanish 400 s after creation.
+    let emu = emulator(EmulatorConfig {
+        retention: Duration::from_secs(400),
+        ..emulator_config()
+    })
+    .await;
+    let p = Project::new(&manifest(1, 1, ""));
+    assert_eq!(code(&p.render(&emu, &[]).await), 0);
+    std::fs::remove_file(p.path("renders/s00.mp4")).unwrap();
+    tokio::time::sleep(Duration::from_secs_f64(600.0 / SCALE)).await;
+
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 6, "{}", text(&out));
+    assert!(
+        text(&out).contains("no longer has the video"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(p.lock().shots["s00"].jobs[0].status, JobState::Failed);
+
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(stats(&emu).jobs_created, 2);
+    assert!(p.path("renders/s00.mp4").is_file());
     emu.shutdown().await;
 }
