@@ -52,7 +52,7 @@ impl Config {
         Config {
             max_jobs: 2,
             poll_min: Duration::from_secs(2),
-            poll_max: Duration::from_secs(30),
+            poll_max: Duration::from_secs(60),
             estimate_min: Duration::from_secs(60),
             estimate_max: Duration::from_secs(300),
             download_attempts: 6,
