@@ -17,10 +17,8 @@ use crate::limits::Size;
 
 /// Every call carries it: the jobs API exists only in the preview version.
 const API_VERSION: (&str, &str) = ("api-version", "preview");
-/// Page size for `list_recent`, and how many pages to read at most: enough for a day of
-/// a busy resource, bounded so a service ignoring `after` cannot loop us forever.
+/// Page size for `list_recent` (pages are bounded in `list.rs`).
 const LIST_PAGE: &str = "50";
-const LIST_MAX_PAGES: usize = 20;
 
 #[derive(Clone, Debug)]
 pub struct AzureClient {
@@ -52,15 +50,6 @@ struct WireJob {
 #[derive(Deserialize)]
 struct WireGeneration {
     id: String,
-}
-
-/// `VideoGenerationJobList`.
-#[derive(Deserialize)]
-struct WireList {
-    data: Vec<WireJob>,
-    #[serde(default)]
-    has_more: bool,
-    last_id: Option<String>,
 }
 
 impl WireJob {
@@ -154,40 +143,21 @@ impl AzureClient {
 
     /// Jobs created at or after `since_unix`, newest first, following `after` cursors.
     pub async fn list_recent(&self, since_unix: i64) -> Result<Vec<Job>> {
-        let mut jobs = Vec::new();
-        let mut after: Option<String> = None;
-        for _ in 0..LIST_MAX_PAGES {
+        let url = |after: Option<&str>| {
             let mut query = vec![("limit", LIST_PAGE)];
-            if let Some(a) = after.as_deref() {
+            if let Some(a) = after {
                 query.push(("after", a));
             }
-            let call = Call {
-                method: Method::GET,
-                url: self.url(&["video", "generations", "jobs"], &query),
-                json: None,
-                what: "job list",
-                create: false,
-            };
-            let answer = self.transport.fetch(&call).await?;
-            let page = parse_json::<WireList>(&answer.body, "the job list")?;
-            let reached_older = page.data.iter().any(|j| j.created_at < since_unix);
-            let next = page
-                .last_id
-                .clone()
-                .or_else(|| page.data.last().map(|j| j.id.clone()));
-            let more = page.has_more && !page.data.is_empty();
-            jobs.extend(
-                page.data
-                    .into_iter()
-                    .filter(|j| j.created_at >= since_unix)
-                    .map(WireJob::into_job),
-            );
-            if !more || reached_older || next == after {
-                break;
-            }
-            after = next;
-        }
-        Ok(jobs)
+            self.url(&["video", "generations", "jobs"], &query)
+        };
+        super::list::since(
+            &self.transport,
+            "the job list",
+            since_unix,
+            url,
+            WireJob::into_job,
+        )
+        .await
     }
 
     /// Deletes a job (204). A job already gone is not an error: the goal is reached.

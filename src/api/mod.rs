@@ -22,6 +22,7 @@ pub mod auth;
 pub mod azure;
 pub mod error;
 pub mod job;
+mod list;
 pub mod openai;
 pub mod retry;
 pub(crate) mod transport;

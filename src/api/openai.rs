@@ -16,7 +16,6 @@ use crate::limits::Size;
 
 const LIST_PAGE: &str = "100";
 /// Bounded so a service ignoring `after` cannot loop us forever.
-const LIST_MAX_PAGES: usize = 20;
 
 #[derive(Clone, Debug)]
 pub struct OpenAiClient {
@@ -45,14 +44,6 @@ struct WireVideo {
 struct WireError {
     code: Option<String>,
     message: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WireList {
-    data: Vec<WireVideo>,
-    #[serde(default)]
-    has_more: bool,
-    last_id: Option<String>,
 }
 
 impl WireVideo {
@@ -152,40 +143,21 @@ impl OpenAiClient {
 
     /// Videos created at or after `since_unix`, newest first.
     pub async fn list_recent(&self, since_unix: i64) -> Result<Vec<Job>> {
-        let mut jobs = Vec::new();
-        let mut after: Option<String> = None;
-        for _ in 0..LIST_MAX_PAGES {
+        let url = |after: Option<&str>| {
             let mut query = vec![("limit", LIST_PAGE), ("order", "desc")];
-            if let Some(a) = after.as_deref() {
+            if let Some(a) = after {
                 query.push(("after", a));
             }
-            let call = Call {
-                method: Method::GET,
-                url: self.url(&["videos"], &query),
-                json: None,
-                what: "video list",
-                create: false,
-            };
-            let answer = self.transport.fetch(&call).await?;
-            let page = parse_json::<WireList>(&answer.body, "the video list")?;
-            let reached_older = page.data.iter().any(|j| j.created_at < since_unix);
-            let next = page
-                .last_id
-                .clone()
-                .or_else(|| page.data.last().map(|j| j.id.clone()));
-            let more = page.has_more && !page.data.is_empty();
-            jobs.extend(
-                page.data
-                    .into_iter()
-                    .filter(|j| j.created_at >= since_unix)
-                    .map(WireVideo::into_job),
-            );
-            if !more || reached_older || next == after {
-                break;
-            }
-            after = next;
-        }
-        Ok(jobs)
+            self.url(&["videos"], &query)
+        };
+        super::list::since(
+            &self.transport,
+            "the video list",
+            since_unix,
+            url,
+            WireVideo::into_job,
+        )
+        .await
     }
 
     /// Deletes a video. One already gone is not an error: the goal is reached.
