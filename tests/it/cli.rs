@@ -186,3 +186,33 @@ fn render_with_no_account_uses_the_built_in_emulator() {
         .success()
         .stdout(predicate::str::contains("placeholder from the emulator"));
 }
+
+#[test]
+fn a_broken_lockfile_is_located_and_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shotlist.yaml"),
+        "version: 1\nshots:\n  - id: a\n    prompt: x\n    size: 480x480\n",
+    )
+    .unwrap();
+    let broken = "version: 1\nshots:\n  a:\n    input_hash: [\n";
+    std::fs::write(dir.path().join("shotlist.lock"), broken).unwrap();
+    shotlist()
+        .current_dir(dir.path())
+        .args(["render", "--local"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("does not parse"))
+        .stderr(predicate::str::contains("shotlist.lock:4:"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("shotlist.lock")).unwrap(),
+        broken
+    );
+    std::fs::write(dir.path().join("shotlist.lock"), "version: 9\nshots: {}\n").unwrap();
+    shotlist()
+        .current_dir(dir.path())
+        .args(["plan", "--local"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("newer than this shotlist reads"));
+}
