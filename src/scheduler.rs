@@ -756,22 +756,18 @@ impl Run {
         let started = Instant::now();
         let expected = self.expected(&work.plan.shot);
         let mut last_status = first.as_ref().map(|j| j.status_raw.clone());
-        let mut wait = self.first_wait(expected, Duration::ZERO);
+        let mut wait = self.next_wait(expected, Duration::ZERO, None);
         let mut failures = 0u32;
         let job = loop {
             tokio::time::sleep(wait).await;
             let (job, hint) = match self.client.get(&job_id).await {
                 Ok(x) => x,
                 Err(ApiError::NotFound { .. }) => {
-                    self.record_job_end(
+                    self.record_job_failed(
                         id,
                         &job_id,
-                        JobState::Failed,
-                        None,
-                        Some((
-                            "not_found",
-                            "the job no longer exists at the service (expired or deleted)",
-                        )),
+                        "not_found",
+                        "the job no longer exists at the service (expired or deleted)",
                     )?;
                     return Err(format!(
                         "job {job_id} no longer exists at the service (expired or deleted); run again to re-render"
@@ -841,13 +837,7 @@ impl Run {
                         "job {job_id} succeeded but lists {} of {expected} videos",
                         job.generations.len()
                     );
-                    self.record_job_end(
-                        id,
-                        &job_id,
-                        JobState::Failed,
-                        None,
-                        Some(("incomplete", &message)),
-                    )?;
+                    self.record_job_failed(id, &job_id, "incomplete", &message)?;
                     return Err(message);
                 }
                 let generations: Vec<String> =
@@ -914,21 +904,21 @@ impl Run {
         }
     }
 
-    fn record_job_end(
+    /// Records that a job ended without a usable video, in the given words.
+    fn record_job_failed(
         &self,
         id: &str,
         job_id: &str,
-        state: JobState,
-        finished: Option<i64>,
-        failure: Option<(&str, &str)>,
+        code: &str,
+        message: &str,
     ) -> Result<(), String> {
         self.recorder
             .job(id, job_id, |j| {
-                j.status = state;
-                j.finished_at = Some(finished.and_then(ts).unwrap_or_else(Timestamp::now));
-                j.failure = failure.map(|(c, m)| lockfile::Failure {
-                    code: c.into(),
-                    message: m.into(),
+                j.status = JobState::Failed;
+                j.finished_at = Some(Timestamp::now());
+                j.failure = Some(lockfile::Failure {
+                    code: code.into(),
+                    message: message.into(),
                     revised_prompt: None,
                 });
             })
@@ -1050,13 +1040,7 @@ impl Run {
                     // Recorded, so the next run renders again instead of trying to
                     // download the same missing video forever.
                     if matches!(kind, Kind::Video) {
-                        self.record_job_end(
-                            &work.plan.id,
-                            &job.id,
-                            JobState::Failed,
-                            None,
-                            Some(("gone", &message)),
-                        )?;
+                        self.record_job_failed(&work.plan.id, &job.id, "gone", &message)?;
                     }
                     return Err(format!("{message}; run again to render it anew"));
                 }
@@ -1125,11 +1109,6 @@ impl Run {
             Some(old) => old * 0.7 + sample * 0.3,
             None => sample,
         });
-    }
-
-    /// First poll: soon after the job could plausibly be done, never later than `poll_max`.
-    fn first_wait(&self, expected: Duration, elapsed: Duration) -> Duration {
-        self.next_wait(expected, elapsed, None)
     }
 
     /// Waits long while the job is far from done, short once it is due: few requests,
