@@ -374,13 +374,7 @@ impl Reader<'_> {
 
     fn output_dir(&mut self, s: At<String>) -> Option<PathBuf> {
         let path = PathBuf::from(&s.value);
-        let escapes = path.components().any(|c| {
-            matches!(
-                c,
-                Component::ParentDir | Component::RootDir | Component::Prefix(_)
-            )
-        });
-        if s.value.trim().is_empty() || escapes {
+        if s.value.trim().is_empty() || !stays_inside(&s.value) {
             self.problems.push(
                 Problem::new(
                     s.span,
@@ -762,6 +756,24 @@ impl Reader<'_> {
 
     fn prompt_file(&mut self, node: &Node) -> Option<At<String>> {
         let p = self.non_empty_string(node, "prompt_file")?;
+        // Only files beside the manifest: a shared manifest must not be able to send,
+        // say, `~/.ssh/id_rsa` to a video service as a prompt.
+        if !stays_inside(&p.value) {
+            self.problems.push(
+                Problem::new(
+                    p.span,
+                    format!(
+                        "prompt file `{}` is not inside the manifest's folder",
+                        p.value
+                    ),
+                )
+                .label("must be a relative path without `..`")
+                .help(
+                    "keep prompt files below the manifest, e.g. `prompt_file: prompts/opening.txt`",
+                ),
+            );
+            return None;
+        }
         let path = self.dir.join(&p.value);
         match std::fs::read_to_string(&path) {
             Ok(text) => Some(At {
@@ -835,6 +847,16 @@ impl Reader<'_> {
         }
         Some(text)
     }
+}
+
+/// Whether a relative path stays below the folder it is relative to: not absolute, no `..`.
+fn stays_inside(path: &str) -> bool {
+    !Path::new(path).components().any(|c| {
+        matches!(
+            c,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_)
+        )
+    })
 }
 
 /// The prompt sent to the service: the shot's prompt, then the style on a new line.

@@ -71,8 +71,9 @@ struct ShotEntry {
     /// What the shot shows: subject, action, camera, light.
     #[schemars(regex(pattern = r"\S"))]
     prompt: Option<String>,
-    /// A file holding the prompt, relative to the manifest (instead of `prompt`).
-    #[schemars(regex(pattern = r"\S"))]
+    /// A file holding the prompt, relative to the manifest and inside its folder
+    /// (instead of `prompt`).
+    #[schemars(regex(pattern = r"^(?!/)(?!.*(^|/)\.\.(/|$))(?!\s*$).+$"))]
     prompt_file: Option<String>,
     /// Frame size, `WIDTHxHEIGHT`.
     size: Option<String>,
