@@ -90,6 +90,14 @@ fn video_json(app: &App, job: &Job) -> Value {
     })
 }
 
+/// A video of this API that still exists at `now`, or the API's own 404.
+fn video(app: &App, id: &str, now: super::clock::EmuMillis) -> Result<Arc<Job>, ApiError> {
+    app.store
+        .job(id, now)
+        .filter(|j| j.spec.api == OPENAI_VIDEOS.api)
+        .ok_or_else(|| not_found(id))
+}
+
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(FLAVOR, format!("Video with id '{id}' not found.")).param("video_id")
 }
@@ -366,11 +374,7 @@ async fn remix(
 ) -> Result<Response, ApiError> {
     let fields = read_fields(&app, req).await?;
     let now = app.now();
-    let source = app
-        .store
-        .job(&id, now)
-        .filter(|j| j.spec.api == OPENAI_VIDEOS.api)
-        .ok_or_else(|| not_found(&id))?;
+    let source = video(&app, &id, now)?;
     if source.phase(now) != Phase::Succeeded {
         return Err(ApiError::invalid(
             FLAVOR,
@@ -439,11 +443,7 @@ async fn retrieve(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let now = app.now();
-    let job = app
-        .store
-        .job(&id, now)
-        .filter(|j| j.spec.api == OPENAI_VIDEOS.api)
-        .ok_or_else(|| not_found(&id))?;
+    let job = video(&app, &id, now)?;
     // Poll hint: a fixed interval, as a service gives (it does not know the exact end).
     let hint = app.clock.to_real(POLL_HINT).as_millis().max(1) as u64;
     let mut response = axum::Json(video_json(&app, &job)).into_response();
@@ -487,11 +487,7 @@ async fn content(
         }
     };
     let now = app.now();
-    let job = app
-        .store
-        .job(&id, now)
-        .filter(|j| j.spec.api == OPENAI_VIDEOS.api)
-        .ok_or_else(|| not_found(&id))?;
+    let job = video(&app, &id, now)?;
     match job.phase(now) {
         Phase::Succeeded => {}
         Phase::Failed(_) => {

@@ -93,11 +93,7 @@ async fn openai_video_goes_from_queued_to_completed_with_rising_progress() {
 
     let url = format!("{base}/v1/videos/{id}");
     let first = answer(c.get(&url)).await;
-    let hint: u64 = first.headers["openai-poll-after-ms"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let hint = first.header_number("openai-poll-after-ms");
     assert!((1..=10_000).contains(&hint), "{hint}");
     let seen = poll(&c, &url, openai_finished).await;
     let progress: Vec<u64> = seen
@@ -481,11 +477,7 @@ async fn third_concurrent_job_gets_429() {
             .unwrap()
             .contains("running")
     );
-    let retry: u64 = third.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = third.header_number("retry-after");
     assert!((1..=300).contains(&retry), "{retry}");
     // Both APIs share the cap.
     let openai = openai_create(&c, &base, &json!({"prompt": "also too many"})).await;
@@ -521,16 +513,8 @@ async fn quota_refuses_past_rpm_with_retry_after() {
     );
     let refused = answer(c.get(&url)).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
-    let secs: u64 = refused.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let ms: u64 = refused.headers["retry-after-ms"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let secs = refused.header_number("retry-after");
+    let ms = refused.header_number("retry-after-ms");
     assert!((55..=60).contains(&secs), "{secs}");
     assert!(ms > 55_000 && ms <= 60_000, "{ms}");
     assert_eq!(refused.body["error"]["code"], "429");
@@ -559,11 +543,7 @@ async fn quota_window_follows_the_time_scale() {
     assert_eq!(answer(c.get(&url)).await.status, StatusCode::OK);
     let refused = answer(c.get(&url)).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
-    let ms: u64 = refused.headers["retry-after-ms"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ms = refused.header_number("retry-after-ms");
     assert!(ms <= 100, "hints are real time: {ms}");
     tokio::time::sleep(Duration::from_millis(ms + 20)).await;
     assert_eq!(answer(c.get(&url)).await.status, StatusCode::OK);

@@ -41,6 +41,21 @@ pub struct Answer {
     pub body: Value,
 }
 
+impl Answer {
+    /// A header holding a whole number (`retry-after`, `openai-poll-after-ms`, ...).
+    pub fn header_number(&self, name: &str) -> u64 {
+        let value = self
+            .headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no `{name}` header"));
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("`{name}` is not a number: {value:?}"))
+    }
+}
+
 pub async fn answer(req: reqwest::RequestBuilder) -> Answer {
     let response = req.send().await.expect("a response");
     let status = response.status();
