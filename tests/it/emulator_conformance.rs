@@ -1,5 +1,6 @@
-//! Emulator responses validated against the official API descriptions in
-//! `../shared/specs/` (OpenAI `openapi.yaml`, Azure `azure-v1-preview-generated.json`).
+//! Emulator responses validated against the official API descriptions vendored in
+//! `tests/specs/` (OpenAI `openapi.yaml`, Azure `azure-v1-preview-generated.json`),
+//! checked byte for byte against their recorded sha256 before use.
 //!
 //! Each schema is checked through a wrapper that embeds the spec's `components`, so
 //! `#/components/schemas/...` references resolve. A missing spec file fails the test.
@@ -11,19 +12,32 @@ use serde_json::{Value, json};
 
 use crate::emulator_support::*;
 
-const OPENAI_SPEC: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/specs/openai-openapi.yaml"
+const OPENAI_SPEC: (&str, &str) = (
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/specs/openai-openapi.yaml"
+    ),
+    "db5d7478feae10b4d331834c60d9765a8aa042e38419f9b1694288c11aa8ebc8",
 );
-const AZURE_SPEC: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/specs/azure-v1-preview-generated.json"
+const AZURE_SPEC: (&str, &str) = (
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/specs/azure-v1-preview-generated.json"
+    ),
+    "12d9176d7b21b134d754fec1a4051c9d7638e55b9b034c3eb91644d91656e853",
 );
 
-fn read_spec(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!("failed to read the API spec `{path}`: {e}\nhelp: clone the `shared/` folder beside the repository (`../shared`)")
-    })
+/// The spec's text, refusing a copy that is not the recorded one.
+fn read_spec((path, sha256): (&str, &str)) -> String {
+    use sha2::Digest;
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("failed to read the API spec `{path}`: {e}"));
+    let actual = shotlist::cache_key::hex(&sha2::Sha256::digest(text.as_bytes()));
+    assert_eq!(
+        actual, sha256,
+        "`{path}` is not the recorded copy (see tests/specs/SOURCES.md)"
+    );
+    text
 }
 
 fn openai_components() -> &'static Value {
