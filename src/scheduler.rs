@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use tokio::sync::Notify;
 
-use crate::api::{ApiError, Client, Job, JobRequest, JobStatus};
+use crate::api::{ApiError, Client, ContentKind, ContentRef, Job, JobRequest, JobStatus};
 use crate::lockfile::{self, FileLock, GenerationLock, JobLock, JobState, ShotLock};
 use crate::manifest::Storyboard;
 use crate::plan::{self, Action, Plan, ShotPlan};
@@ -952,13 +952,18 @@ impl Run {
                 continue;
             }
             let name = work.plan.shot.video_file_name(g.variant);
-            let file = self.fetch(work, &job, &g.id, &name, Kind::Video).await?;
+            let file = self
+                .fetch(work, &job, &g.id, &name, ContentKind::Video)
+                .await?;
             let thumbnail = if self.config.thumbnails {
                 let name = work
                     .plan
                     .shot
                     .thumbnail_file_name(g.variant, thumbnail_extension(self.storyboard.api));
-                match self.fetch(work, &job, &g.id, &name, Kind::Thumbnail).await {
+                match self
+                    .fetch(work, &job, &g.id, &name, ContentKind::Thumbnail)
+                    .await
+                {
                     Ok(t) => Some(t),
                     Err(message) => {
                         self.reporter.emit(Event::Notice {
@@ -989,7 +994,7 @@ impl Run {
         job: &JobLock,
         generation: &str,
         name: &str,
-        kind: Kind,
+        kind: ContentKind,
     ) -> Result<FileLock, String> {
         let rel = self.storyboard.output.join(name);
         let path = self.storyboard.dir.join(&rel);
@@ -1002,11 +1007,12 @@ impl Run {
                     job.id
                 ));
             }
-            let (api_job, index) = api_job(job, generation);
-            let result = match kind {
-                Kind::Video => self.client.download_video(&api_job, index, &path).await,
-                Kind::Thumbnail => self.client.download_thumbnail(&api_job, index, &path).await,
+            let content = ContentRef {
+                job_id: &job.id,
+                generation_id: generation,
+                expires_at: job.expires_at.map(|t| t.as_second()),
             };
+            let result = self.client.download_content(&content, kind, &path).await;
             match result {
                 Ok(d) => {
                     let meta = std::fs::metadata(&path).map_err(|e| {
@@ -1031,15 +1037,12 @@ impl Run {
                 Err(ApiError::NotFound { .. } | ApiError::Expired { .. }) => {
                     let message = format!(
                         "the service no longer has the {} of job {} (expired or deleted)",
-                        match kind {
-                            Kind::Video => "video",
-                            Kind::Thumbnail => "thumbnail",
-                        },
+                        kind.as_str(),
                         job.id
                     );
                     // Recorded, so the next run renders again instead of trying to
                     // download the same missing video forever.
-                    if matches!(kind, Kind::Video) {
+                    if matches!(kind, ContentKind::Video) {
                         self.record_job_failed(&work.plan.id, &job.id, "gone", &message)?;
                     }
                     return Err(format!("{message}; run again to render it anew"));
@@ -1128,44 +1131,12 @@ impl Run {
     }
 }
 
-/// The client's view of a recorded, finished job, and the index of one generation in it.
-fn api_job(job: &JobLock, generation: &str) -> (Job, usize) {
-    let generations: Vec<String> = job.generations.iter().map(|g| g.id.clone()).collect();
-    let index = generations
-        .iter()
-        .position(|g| g == generation)
-        .unwrap_or(0);
-    let job = Job {
-        id: job.id.clone(),
-        status: JobStatus::Succeeded,
-        status_raw: job.service_status.clone().unwrap_or_default(),
-        progress: None,
-        created_at: job.created_at.as_second(),
-        finished_at: job.finished_at.map(|t| t.as_second()),
-        expires_at: job.expires_at.map(|t| t.as_second()),
-        generations,
-        failure: None,
-        prompt: None,
-        model: None,
-        size: None,
-        seconds: None,
-        request: None,
-    };
-    (job, index)
-}
-
 /// Thumbnails come as JPEG from the Azure jobs API and as WebP from the videos API.
 fn thumbnail_extension(api: crate::limits::Api) -> &'static str {
     match api {
         crate::limits::Api::AzureJobs => "jpg",
         crate::limits::Api::OpenaiVideos => "webp",
     }
-}
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Video,
-    Thumbnail,
 }
 
 /// A relative path with `/` separators, as the lockfile records it.

@@ -177,14 +177,16 @@ impl AzureClient {
     }
 
     /// The URL of generation `index`'s video or thumbnail (`kind`: `video`, `thumbnail`).
-    pub(crate) fn content_url(&self, job: &Job, index: usize, kind: &str) -> Result<Url> {
-        let generation = job.generations.get(index).ok_or_else(|| ApiError::Config {
-            message: format!(
-                "job `{}` has {} generation(s), not a generation {index}",
-                job.id,
-                job.generations.len()
-            ),
-        })?;
-        Ok(self.url(&["video", "generations", generation, "content", kind], &[]))
+    pub(crate) fn content_url(&self, content: &super::ContentRef<'_>, kind: &str) -> Url {
+        self.url(
+            &[
+                "video",
+                "generations",
+                content.generation_id,
+                "content",
+                kind,
+            ],
+            &[],
+        )
     }
 }

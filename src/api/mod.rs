@@ -34,6 +34,48 @@ pub use retry::RetryPolicy;
 
 use transport::{Call, Transport};
 
+/// One generation's files, as the content endpoints address them: Azure by generation
+/// id, the videos API by the video's (job's) own id.
+#[derive(Clone, Copy, Debug)]
+pub struct ContentRef<'a> {
+    pub job_id: &'a str,
+    pub generation_id: &'a str,
+    /// Unix seconds after which the service no longer has the files.
+    pub expires_at: Option<i64>,
+}
+
+/// Which file of a generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentKind {
+    Video,
+    Thumbnail,
+}
+
+impl ContentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentKind::Video => "video",
+            ContentKind::Thumbnail => "thumbnail",
+        }
+    }
+}
+
+/// Generation `index` of `job`, or an error naming how many it has.
+fn content_of(job: &Job, index: usize) -> Result<ContentRef<'_>> {
+    let generation_id = job.generations.get(index).ok_or_else(|| ApiError::Config {
+        message: format!(
+            "job `{}` has {} generation(s), not a generation {index}",
+            job.id,
+            job.generations.len()
+        ),
+    })?;
+    Ok(ContentRef {
+        job_id: &job.id,
+        generation_id,
+        expires_at: job.expires_at,
+    })
+}
+
 /// Where to send requests and with which credential.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
@@ -187,7 +229,8 @@ impl Client {
         generation: usize,
         final_path: &Path,
     ) -> Result<Downloaded> {
-        self.download_content(job, generation, "video", final_path)
+        let content = content_of(job, generation)?;
+        self.download_content(&content, ContentKind::Video, final_path)
             .await
     }
 
@@ -198,23 +241,25 @@ impl Client {
         generation: usize,
         final_path: &Path,
     ) -> Result<Downloaded> {
-        self.download_content(job, generation, "thumbnail", final_path)
+        let content = content_of(job, generation)?;
+        self.download_content(&content, ContentKind::Thumbnail, final_path)
             .await
     }
 
-    async fn download_content(
+    /// Downloads one file of one generation (for callers holding ids, not a [`Job`]).
+    pub async fn download_content(
         &self,
-        job: &Job,
-        generation: usize,
-        kind: &str,
+        content: &ContentRef<'_>,
+        kind: ContentKind,
         final_path: &Path,
     ) -> Result<Downloaded> {
         let url = match self {
-            Client::Azure(c) => c.content_url(job, generation, kind)?,
-            Client::OpenAi(c) => c.content_url(job, generation, kind)?,
+            Client::Azure(c) => c.content_url(content, kind.as_str()),
+            Client::OpenAi(c) => c.content_url(content, kind.as_str()),
         };
-        let what = format!("{kind} {generation} of job `{}`", job.id);
-        self.download(url, &what, job.expires_at, final_path).await
+        let what = format!("{} of job `{}`", kind.as_str(), content.job_id);
+        self.download(url, &what, content.expires_at, final_path)
+            .await
     }
 
     fn transport(&self) -> &Transport {

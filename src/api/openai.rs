@@ -177,15 +177,11 @@ impl OpenAiClient {
     }
 
     /// `variant`: `video` or `thumbnail`. One video per job: `index` must be 0.
-    pub(crate) fn content_url(&self, job: &Job, index: usize, variant: &str) -> Result<Url> {
-        if index != 0 {
-            return Err(ApiError::Config {
-                message: format!(
-                    "video `{}` has one generation, not a generation {index}",
-                    job.id
-                ),
-            });
-        }
-        Ok(self.url(&["videos", &job.id, "content"], &[("variant", variant)]))
+    /// A video is its own (only) generation: content is addressed by the video id.
+    pub(crate) fn content_url(&self, content: &super::ContentRef<'_>, variant: &str) -> Url {
+        self.url(
+            &["videos", content.job_id, "content"],
+            &[("variant", variant)],
+        )
     }
 }
