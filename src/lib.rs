@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod atomic_write;
+pub mod board_path;
 pub mod cache_key;
 pub mod cli;
 pub mod diagnostic;

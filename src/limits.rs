@@ -36,6 +36,17 @@ impl Api {
         Api::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
+    /// The longest prompt file worth reading: the longest prompt any API takes, at four
+    /// bytes a character (UTF-8's widest). Anything larger is refused unread.
+    pub fn max_prompt_file_bytes() -> u64 {
+        let chars = Api::ALL
+            .iter()
+            .map(|a| a.limits().prompt_max_chars)
+            .max()
+            .unwrap_or(0);
+        chars as u64 * 4
+    }
+
     pub fn limits(self) -> &'static ApiLimits {
         match self {
             Api::AzureJobs => &AZURE_JOBS,

@@ -199,7 +199,28 @@ impl Lockfile {
             });
         }
         match serde_saphyr::from_str_with_options::<Lockfile>(&text, crate::yaml::options()) {
-            Ok(lock) if lock.version == VERSION => Ok(lock),
+            Ok(lock) if lock.version == VERSION => match lock.foreign_paths().first() {
+                None => Ok(lock),
+                Some((id, bad)) => {
+                    let span = crate::yaml::parse(&text)
+                        .ok()
+                        .and_then(|root| locate_path(&root, id, bad))
+                        .unwrap_or(0..0);
+                    let problem = Problem::new(
+                        span,
+                        format!("recorded file `{bad}` of shot `{id}` is not one shotlist writes"),
+                    )
+                    .label("not a file of this shot inside the manifest's folder")
+                    .help(format!(
+                        "a recorded path is relative to the manifest, without `..`, and named after its shot (`{id}.mp4`, `{id}-2.mp4`, ...); restore the lockfile from version control, or delete it to start over"
+                    ));
+                    let diagnostics = Diagnostics::new(path, Arc::new(text), vec![problem]);
+                    Err(LockError::Malformed {
+                        reports: diagnostics.reports(),
+                        diagnostics,
+                    })
+                }
+            },
             Ok(lock) => Err(malformed(
                 text,
                 0..0,
@@ -234,6 +255,78 @@ impl Lockfile {
             }
         })
     }
+}
+
+impl Lockfile {
+    /// Recorded file paths that shotlist could not have written for their entry, as
+    /// (shot id, path). A lockfile is shared like the manifest, so a path in it must never
+    /// make a run move or delete a file that is not that shot's output: each must be plain
+    /// relative (no `..`, not absolute) and named after its entry's id and variant.
+    fn foreign_paths(&self) -> Vec<(&str, &str)> {
+        let mut bad = Vec::new();
+        for (id, shot) in &self.shots {
+            for (_, g) in shot.generations() {
+                if let Some(f) = &g.file
+                    && !is_output_path(&f.path, id, g.variant, &["mp4"])
+                {
+                    bad.push((id.as_str(), f.path.as_str()));
+                }
+                if let Some(t) = &g.thumbnail
+                    && !is_output_path(&t.path, id, g.variant, THUMBNAIL_EXTENSIONS)
+                {
+                    bad.push((id.as_str(), t.path.as_str()));
+                }
+            }
+        }
+        bad
+    }
+}
+
+/// Extensions a recorded thumbnail may have (what the services serve).
+const THUMBNAIL_EXTENSIONS: &[&str] = &["jpg", "jpeg", "webp", "png"];
+
+/// `rel` is inside the manifest's folder and named as shot `id`'s file of `variant`.
+fn is_output_path(rel: &str, id: &str, variant: u32, extensions: &[&str]) -> bool {
+    if !crate::board_path::is_plain_relative(rel) {
+        return false;
+    }
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    let stem = if variant <= 1 {
+        id.to_owned()
+    } else {
+        format!("{id}-{variant}")
+    };
+    name.strip_prefix(stem.as_str())
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|ext| extensions.contains(&ext))
+}
+
+/// The span of the `path:` value `value` under `shots: {id: ...}`.
+fn locate_path(root: &crate::yaml::Node, id: &str, value: &str) -> Option<crate::yaml::Span> {
+    use crate::yaml::{Node, Value};
+    fn get<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
+        match &node.value {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    fn find(node: &Node, value: &str) -> Option<crate::yaml::Span> {
+        match &node.value {
+            Value::Map(entries) => entries.iter().find_map(|(k, v)| {
+                if k.as_str() == Some("path") && v.as_str() == Some(value) {
+                    Some(v.span.clone())
+                } else {
+                    find(v, value)
+                }
+            }),
+            Value::Seq(items) => items.iter().find_map(|n| find(n, value)),
+            _ => None,
+        }
+    }
+    find(get(get(root, "shots")?, id)?, value)
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -348,6 +441,49 @@ mod tests {
             std::fs::read_to_string(&p).unwrap(),
             "version: 1\nshots:\n  a:\n    input_hash: [\n"
         );
+    }
+
+    #[test]
+    fn a_recorded_path_outside_the_board_or_of_another_shot_is_refused_located() {
+        for bad in [
+            "../../elsewhere/notes.txt",
+            "/etc/passwd",
+            "renders/../shotlist.yaml",
+            "renders/notes.txt",
+            "renders/b.mp4",
+            "renders/a-2.mp4",
+        ] {
+            let mut lock = Lockfile::new();
+            let mut entry = sample("a");
+            entry.jobs[0].generations[0].file.as_mut().unwrap().path = bad.into();
+            lock.shots.insert("a".into(), entry);
+            lock.shots.insert("b".into(), sample("b"));
+            let text = lock.to_yaml();
+            let err = Lockfile::parse(Path::new("x.lock"), text.clone()).unwrap_err();
+            let LockError::Malformed { diagnostics: d, .. } = err else {
+                panic!("{bad}: {err:?}")
+            };
+            let json = d.to_json();
+            let expected_line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("path:") && l.contains(bad))
+                .unwrap()
+                + 1;
+            assert_eq!(json[0].line, expected_line, "{bad}: {json:?}");
+            assert!(json[0].message.contains(bad), "{json:?}");
+        }
+        // Thumbnails by their own names; variant 2 of `a` is `a-2`.
+        let mut lock = Lockfile::new();
+        let mut entry = sample("a");
+        let g = &mut entry.jobs[0].generations[0];
+        g.variant = 2;
+        g.file.as_mut().unwrap().path = "out/a-2.mp4".into();
+        g.thumbnail = Some(FileLock {
+            path: "out/a-2.webp".into(),
+            ..g.file.clone().unwrap()
+        });
+        lock.shots.insert("a".into(), entry);
+        Lockfile::parse(Path::new("x.lock"), lock.to_yaml()).unwrap();
     }
 
     #[test]

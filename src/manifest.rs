@@ -756,39 +756,41 @@ impl Reader<'_> {
 
     fn prompt_file(&mut self, node: &Node) -> Option<At<String>> {
         let p = self.non_empty_string(node, "prompt_file")?;
-        // Only files beside the manifest: a shared manifest must not be able to send,
-        // say, `~/.ssh/id_rsa` to a video service as a prompt.
-        if !stays_inside(&p.value) {
-            self.problems.push(
-                Problem::new(
-                    p.span,
-                    format!(
-                        "prompt file `{}` is not inside the manifest's folder",
-                        p.value
-                    ),
-                )
-                .label("must be a relative path without `..`")
-                .help(
-                    "keep prompt files below the manifest, e.g. `prompt_file: prompts/opening.txt`",
-                ),
-            );
-            return None;
-        }
-        let path = self.dir.join(&p.value);
-        match std::fs::read_to_string(&path) {
+        // Only files inside the manifest's folder, by their real path: a shared manifest
+        // must not be able to send, say, `~/.ssh/id_rsa` (or a symlink to it) to a video
+        // service as a prompt, nor hang validation on a FIFO or `/dev/zero`.
+        let max = crate::limits::Api::max_prompt_file_bytes();
+        match crate::board_path::read_text_inside(self.dir, &p.value, max) {
             Ok(text) => Some(At {
                 value: text.trim_end().to_string(),
                 span: p.span,
             }),
             Err(err) => {
-                self.problems.push(
-                    Problem::new(
-                        p.span,
-                        format!("failed to read prompt file `{}`: {err}", p.value),
-                    )
-                    .label("cannot read")
-                    .help("prompt_file is relative to the manifest's folder"),
-                );
+                use crate::board_path::Refused;
+                let (message, label, help) = match &err {
+                    Refused::NotRelative(_) | Refused::Outside(_) | Refused::Symlink(_) => (
+                        format!("prompt file `{}` is not inside the manifest's folder", p.value),
+                        "must be a relative path without `..`, and no symlink leading out",
+                        "keep prompt files below the manifest, e.g. `prompt_file: prompts/opening.txt`".to_owned(),
+                    ),
+                    Refused::NotAFile(_) => (
+                        format!("prompt file `{}` is not a regular file", p.value),
+                        "not a file",
+                        "point `prompt_file` at a text file".to_owned(),
+                    ),
+                    Refused::TooLarge { max, .. } => (
+                        format!("prompt file `{}` is larger than {max} bytes", p.value),
+                        "too large",
+                        "no model takes a prompt this long; shorten the file".to_owned(),
+                    ),
+                    Refused::Io { cause, .. } => (
+                        format!("failed to read prompt file `{}`: {cause}", p.value),
+                        "cannot read",
+                        "prompt_file is relative to the manifest's folder".to_owned(),
+                    ),
+                };
+                self.problems
+                    .push(Problem::new(p.span, message).label(label).help(help));
                 None
             }
         }
@@ -980,6 +982,38 @@ mod tests {
                 "{out}"
             );
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_prompt_file_symlinked_out_of_the_board_is_refused_unread() {
+        let board = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "the private key").unwrap();
+        std::fs::create_dir(board.path().join("prompts")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            board.path().join("prompts/p.txt"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), board.path().join("linked")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", board.path().join("zero.txt")).unwrap();
+        let src = "version: 1\nshots:\n  - id: a\n    prompt_file: prompts/p.txt\n    size: 480x480\n  - id: b\n    prompt_file: linked/secret.txt\n    size: 480x480\n  - id: c\n    prompt_file: zero.txt\n    size: 480x480\n";
+        let path = board.path().join("shotlist.yaml");
+        let ps = match parse(&path, src.into()) {
+            Err(LoadError::Invalid(d)) => d.problems,
+            other => panic!("accepted: {:?}", other.map(|sb| sb.shots)),
+        };
+        let at_values: Vec<_> = ps.iter().map(|p| at(src, p)).collect();
+        assert_eq!(
+            at_values,
+            ["prompts/p.txt", "linked/secret.txt", "zero.txt"],
+            "{ps:?}"
+        );
+        assert!(
+            ps.iter().all(|p| p.message.contains("not inside")),
+            "{ps:?}"
+        );
     }
 
     #[test]

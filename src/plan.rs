@@ -497,7 +497,10 @@ pub enum FileState {
 
 /// Compares a file with its record: size, then mtime; sha256 when `verify` or mtime moved.
 pub fn check_file(dir: &Path, file: &FileLock, verify: bool) -> FileState {
-    let path = dir.join(&file.path);
+    // A recorded file reached through a symlink is not ours to trust (or to move).
+    let Ok(path) = crate::board_path::resolve_owned(dir, &file.path) else {
+        return FileState::Missing;
+    };
     let Ok(meta) = std::fs::metadata(&path) else {
         return FileState::Missing;
     };

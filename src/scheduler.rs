@@ -463,10 +463,19 @@ impl Run {
         let dir = &self.storyboard.dir;
         let mut moves: Vec<(std::path::PathBuf, std::path::PathBuf)> = Vec::new();
         let out = &self.storyboard.output;
+        let mut refused = None;
         let mut plan_move = |path: &mut String, name: String| {
-            let rel = out.join(name);
-            moves.push((dir.join(&*path), dir.join(&rel)));
-            *path = rel_string(&rel);
+            let rel = rel_string(&out.join(name));
+            // Both ends inside the board with no symlink on the way: a move never
+            // touches a file outside it, whatever the lockfile says.
+            match (
+                crate::board_path::resolve_owned(dir, path),
+                crate::board_path::resolve_owned(dir, &rel),
+            ) {
+                (Ok(old), Ok(new)) => moves.push((old, new)),
+                (Err(e), _) | (_, Err(e)) => refused = Some(e),
+            }
+            *path = rel;
         };
         for g in entry.jobs.iter_mut().flat_map(|j| j.generations.iter_mut()) {
             if let Some(f) = &mut g.file {
@@ -487,6 +496,9 @@ impl Run {
                     .to_string();
                 plan_move(&mut t.path, sp.shot.thumbnail_file_name(g.variant, &ext));
             }
+        }
+        if let Some(e) = refused {
+            return Err(format!("refused to reuse the render of `{from}`: {e}"));
         }
         let staged: Vec<_> = moves
             .iter()

@@ -146,7 +146,13 @@ pub enum Client {
 impl Client {
     pub fn new(endpoint: Endpoint, pacer: Arc<Pacer>, options: &ClientOptions) -> Result<Client> {
         let http = http_client(options)?;
-        let transport = Transport::new(http, pacer, endpoint.auth, options.retry);
+        let transport = Transport::new(
+            http,
+            &endpoint.base_url,
+            pacer,
+            endpoint.auth,
+            options.retry,
+        );
         Ok(match endpoint.kind {
             Api::AzureJobs => Client::Azure(azure::AzureClient {
                 transport,
@@ -330,6 +336,8 @@ fn http_client(options: &ClientOptions) -> Result<reqwest::Client> {
         .user_agent(concat!("shotlist/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(options.connect_timeout)
         .read_timeout(options.read_timeout)
+        // Redirects are followed by the transport, which knows where credentials may go.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| ApiError::Config {
             message: format!("could not set up HTTPS: {}", transport::describe(&e)),

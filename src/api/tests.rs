@@ -788,3 +788,87 @@ async fn endpoints_are_checked_and_built() {
         "https://res.openai.azure.com/openai/v1/videos/a%2Fb%20c?variant=video"
     );
 }
+
+/// A redirect that sends the client to `target` (absolute or relative).
+fn redirect(status: u16, target: &str) -> Canned {
+    raw(status, "text/plain", b"moved").header("location", target)
+}
+
+#[tokio::test]
+async fn no_credential_follows_a_redirect_to_another_origin() {
+    let (other, elsewhere) = mock(vec![
+        reply(200, azure_job("task_1", "succeeded", &["gen_a"])),
+        raw(200, "video/mp4", b"video bytes"),
+        reply(200, openai_video("video_1", "completed", 100)),
+    ])
+    .await;
+    let (origin, api) = mock(vec![
+        redirect(302, &format!("{other}/jobs/task_1")),
+        redirect(307, &format!("{other}/cdn/gen_a.mp4")),
+        redirect(301, &format!("{other}/v1/videos/video_1")),
+    ])
+    .await;
+    let azure = azure_client(&origin, &fast_options());
+    let (job, _) = azure.get("task_1").await.unwrap();
+    assert_eq!(job.generations, ["gen_a"]);
+    let dir = tempfile::tempdir().unwrap();
+    azure
+        .download_video(&job, 0, &dir.path().join("a.mp4"))
+        .await
+        .unwrap();
+    let openai = openai_client(&origin, &fast_options());
+    openai.get("video_1").await.unwrap();
+
+    let seen = elsewhere.seen();
+    assert_eq!(seen.len(), 3, "every redirect was followed");
+    for s in seen.iter() {
+        assert_eq!(s.header("api-key"), None, "{} {}", s.method, s.path);
+        assert_eq!(s.header("authorization"), None, "{} {}", s.method, s.path);
+    }
+    for s in api.seen().iter() {
+        assert!(s.header("api-key").is_some() || s.header("authorization").is_some());
+    }
+    // Only the API's own requests count against its quota.
+    assert_eq!(azure.pacer().requests(), 2);
+}
+
+#[tokio::test]
+async fn a_same_origin_redirect_keeps_the_credential() {
+    let (origin, api) = mock(vec![
+        redirect(
+            302,
+            "/openai/v1/video/generations/jobs/task_2?api-version=preview",
+        ),
+        reply(200, azure_job("task_2", "running", &[])),
+    ])
+    .await;
+    let azure = azure_client(&origin, &fast_options());
+    let (job, _) = azure.get("task_1").await.unwrap();
+    assert_eq!(job.id, "task_2");
+    let seen = api.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|s| s.header("api-key") == Some(AZURE_KEY)));
+}
+
+#[tokio::test]
+async fn a_create_is_never_re_sent_to_another_origin() {
+    let (other, elsewhere) = mock(vec![reply(200, azure_job("task_1", "queued", &[]))]).await;
+    for status in [307, 308, 302, 303] {
+        let (origin, _api) = mock(vec![redirect(status, &format!("{other}/jobs"))]).await;
+        let azure = azure_client(&origin, &fast_options());
+        let err = azure.create(&fox(1, 5)).await.unwrap_err();
+        assert!(
+            matches!(err, ApiError::Protocol { .. }),
+            "{status}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("redirect") && !text.contains(AZURE_KEY),
+            "{text}"
+        );
+    }
+    assert!(
+        elsewhere.seen().is_empty(),
+        "nothing reached the other host"
+    );
+}

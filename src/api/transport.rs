@@ -3,6 +3,12 @@
 //! Every request of every protocol goes through [`Transport::send`], so the quota, the
 //! retry policy and the "is a create safe to retry" rule live in one place. This module
 //! knows no paths or wire types, and must never put a URL, a key or a token in an error.
+//!
+//! Redirects are followed here, not by the HTTP client (whose policy strips only
+//! `Authorization` and cookies, so an `api-key` header would follow a redirect to any
+//! host): the credential goes only to the API's own origin (scheme, host and port), a
+//! redirect never downgrades https to http off loopback, and a create is never re-sent to
+//! another origin or turned into a GET.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,9 +26,14 @@ use crate::pacer::Pacer;
 /// may have made: a candidate is matched by its request too, so erring wide is cheap.
 const CLOCK_SKEW_ALLOWANCE_SECS: i64 = 120;
 
+/// Redirects followed for one request, as browsers and curl allow about as many.
+const MAX_REDIRECTS: usize = 10;
+
 #[derive(Clone, Debug)]
 pub(crate) struct Transport {
     pub(crate) http: reqwest::Client,
+    /// The only origin the credential is ever sent to: the API base's.
+    api_origin: url::Origin,
     pub(crate) pacer: Arc<Pacer>,
     pub(crate) auth: Auth,
     pub(crate) retry: RetryPolicy,
@@ -50,12 +61,14 @@ pub(crate) struct Answer {
 impl Transport {
     pub(crate) fn new(
         http: reqwest::Client,
+        api_base: &Url,
         pacer: Arc<Pacer>,
         auth: Auth,
         retry: RetryPolicy,
     ) -> Transport {
         Transport {
             http,
+            api_origin: api_base.origin(),
             pacer,
             auth,
             retry,
@@ -97,18 +110,8 @@ impl Transport {
             .map(|v| serde_json::to_vec(v).expect("a JSON value always serializes"));
         let mut attempt = 0;
         loop {
-            self.pacer.acquire().await;
-            let (name, value) = self.auth.header().await?;
-            let mut req = self
-                .http
-                .request(call.method.clone(), call.url.clone())
-                .header(name, value.clone());
-            if let Some(body) = &body {
-                req = req
-                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                    .body(body.clone());
-            }
-            let failure = match req.send().await {
+            let (_, value) = self.auth.header().await?;
+            let failure = match self.send_following(call, body.as_deref()).await? {
                 Ok(resp) if resp.status().is_success() => match read(resp).await {
                     Ok(v) => return Ok(v),
                     // The server said yes (a create made a job) but the answer was lost.
@@ -190,6 +193,79 @@ impl Transport {
         }
     }
 
+    /// Sends one attempt of `call`, following redirects by the rules in the module docs.
+    /// `Err` only for a redirect that must not be followed; a transport failure is the
+    /// inner `Err`, for the caller's retry rules.
+    async fn send_following(
+        &self,
+        call: &Call<'_>,
+        body: Option<&[u8]>,
+    ) -> Result<reqwest::Result<reqwest::Response>> {
+        let mut url = call.url.clone();
+        let mut method = call.method.clone();
+        let mut body = body;
+        for _ in 0..=MAX_REDIRECTS {
+            let to_api = url.origin() == self.api_origin;
+            // The quota counts requests to the API; a media host's are not its business.
+            if to_api {
+                self.pacer.acquire().await;
+            }
+            let mut req = self.http.request(method.clone(), url.clone());
+            if to_api {
+                let (name, value) = self.auth.header().await?;
+                req = req.header(name, value);
+            }
+            if let Some(body) = body {
+                req = req
+                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                    .body(body.to_vec());
+            }
+            let resp = match req.send().await {
+                Ok(resp) if resp.status().is_redirection() => resp,
+                other => return Ok(other),
+            };
+            let status = resp.status();
+            let Some(next) = redirect_target(&url, resp.headers()) else {
+                // A 304 or a 3xx without a usable `Location`: the caller sees the status.
+                return Ok(Ok(resp));
+            };
+            if !safe_scheme(&url, &next) {
+                return Err(ApiError::Protocol {
+                    message: format!(
+                        "{}: the service redirected from https to plain http on `{}`; not followed",
+                        call.what,
+                        host_of(&next)
+                    ),
+                });
+            }
+            let keeps_method = matches!(status.as_u16(), 307 | 308);
+            if method != Method::GET && method != Method::HEAD {
+                // A create (or delete) is sent once, to the API: never to another origin,
+                // never turned into a GET of something else.
+                if !keeps_method || next.origin() != self.api_origin {
+                    return Err(ApiError::Protocol {
+                        message: format!(
+                            "{}: the service answered {method} with a redirect (HTTP {}) to `{}`; not followed",
+                            call.what,
+                            status.as_u16(),
+                            host_of(&next)
+                        ),
+                    });
+                }
+            } else if !keeps_method {
+                method = Method::GET;
+                body = None;
+            }
+            url = next;
+        }
+        Err(ApiError::Protocol {
+            message: format!(
+                "{}: more than {MAX_REDIRECTS} redirects; not followed",
+                call.what
+            ),
+        })
+    }
+
     fn unknown(&self, call: &Call<'_>, e: &reqwest::Error, since_unix: i64) -> ApiError {
         ApiError::CreateOutcomeUnknown {
             message: describe(e),
@@ -261,6 +337,36 @@ fn scrub(message: String, sent: &HeaderValue) -> String {
         message.replace(secret, "***")
     } else {
         message
+    }
+}
+
+/// The absolute URL a redirect points at, if it names one.
+fn redirect_target(from: &Url, headers: &HeaderMap) -> Option<Url> {
+    let location = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+    let next = from.join(location.trim()).ok()?;
+    matches!(next.scheme(), "http" | "https").then_some(next)
+}
+
+/// https may lead to http only on loopback (the emulator, local gateways).
+fn safe_scheme(from: &Url, to: &Url) -> bool {
+    from.scheme() != "https" || to.scheme() == "https" || is_loopback(to)
+}
+
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// A URL's host (and port) for messages: never its path or query, which may be signed.
+pub(crate) fn host_of(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => "?".to_owned(),
     }
 }
 

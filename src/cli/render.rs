@@ -66,6 +66,18 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
     // lockfile this run updates is the one it planned from. Then clear what a killed run
     // left.
     let out_dir = storyboard.output_dir();
+    // Videos go only where the manifest says: a symlinked output folder (or a folder on
+    // the way) would send them, and the run lock, outside the board.
+    if let Err(e) = crate::board_path::check_owned_dir(&storyboard.dir, &storyboard.output)
+        .and_then(|()| crate::board_path::resolve_owned(&out_dir, RUN_LOCK).map(|_| ()))
+    {
+        eprintln!("error: refused to write into the output folder: {e}");
+        eprintln!(
+            "  help: make `{}` a plain folder inside the manifest's folder",
+            storyboard.output.display()
+        );
+        return Ok(ExitCode::from(exit_codes::ERROR));
+    }
     std::fs::create_dir_all(&out_dir)
         .into_diagnostic()
         .wrap_err_with(|| format!("failed to create `{}`", out_dir.display()))?;

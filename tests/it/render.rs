@@ -715,3 +715,79 @@ async fn a_video_gone_from_the_service_is_rendered_again() {
     assert!(p.path("renders/s00.mp4").is_file());
     emu.shutdown().await;
 }
+
+/// A lockfile is shared like the manifest: a recorded path that leads outside the board
+/// is refused at its line, and no file outside is linked, moved or deleted (issue 7, #2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lockfile_path_leading_outside_the_board_is_refused_and_touches_nothing() {
+    let emu = emulator(emulator_config()).await;
+    let p = Project::new(&manifest(1, 1, ""));
+    assert_eq!(code(&p.render(&emu, &[]).await), 0);
+    let outside = tempfile::tempdir().unwrap();
+    let notes = outside.path().join("notes.txt");
+    std::fs::write(&notes, "not a video").unwrap();
+    let rel = format!(
+        "../{}/notes.txt",
+        outside.path().file_name().unwrap().to_string_lossy()
+    );
+    let meta = std::fs::metadata(&notes).unwrap();
+    let mtime_ns = meta
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut lock = p.lock();
+    let f = lock.shots.get_mut("s00").unwrap().jobs[0].generations[0]
+        .file
+        .as_mut()
+        .unwrap();
+    f.path = rel.clone();
+    f.bytes = meta.len();
+    f.sha256 = shotlist::cache_key::hex(&sha2::Sha256::digest(b"not a video"));
+    f.mtime_ns = Some(mtime_ns as i128);
+    let hostile = lock.to_yaml();
+    std::fs::write(p.path("shotlist.lock"), &hostile).unwrap();
+    let manifest = std::fs::read_to_string(p.path("shotlist.yaml")).unwrap();
+    std::fs::write(
+        p.path("shotlist.yaml"),
+        manifest.replace("id: s00", "id: renamed"),
+    )
+    .unwrap();
+    let requests = stats(&emu).requests_total;
+
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let line = hostile.lines().position(|l| l.contains(&rel)).unwrap() + 1;
+    assert!(
+        text(&out).contains(&format!("shotlist.lock:{line}:")),
+        "located at line {line}: {}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "not a video");
+    assert!(!p.path("renders/renamed.mp4").exists());
+    assert_eq!(
+        std::fs::read_to_string(p.path("shotlist.lock")).unwrap(),
+        hostile,
+        "the lockfile is left as it was"
+    );
+    assert_eq!(stats(&emu).requests_total, requests, "no request was sent");
+    emu.shutdown().await;
+}
+
+/// A symlinked output folder would send the videos and the run lock outside the board
+/// (issue 7, #13): the render refuses before any request.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_output_folder_is_refused() {
+    let emu = emulator(emulator_config()).await;
+    let p = Project::new(&manifest(1, 1, ""));
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), p.path("renders")).unwrap();
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("symbolic link"), "{}", text(&out));
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    assert_eq!(stats(&emu).requests_total, 0);
+    emu.shutdown().await;
+}
