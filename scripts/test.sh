@@ -25,9 +25,10 @@ export SHOTLIST_REQUIRE_TOOLS=1
 
 echo "==> cargo fmt --check"
 cargo fmt --check
-echo "==> cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
-echo "==> cargo check --no-default-features (without the H.264 encoder)"
+echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> cargo check: without the H.264 encoder, and without the emulator"
+cargo check --no-default-features --features emulator --quiet
 cargo check --no-default-features --quiet
-echo "==> cargo test"
-cargo test --all-targets
+echo "==> cargo test --workspace"
+cargo test --workspace --all-targets

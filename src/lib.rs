@@ -10,10 +10,13 @@ pub mod cache_key;
 pub mod cli;
 pub mod diagnostic;
 pub mod download;
-pub mod emulator;
+/// The built-in emulator of every protocol shotlist speaks (its own crate).
+#[cfg(feature = "emulator")]
+pub use shotlist_emulator as emulator;
 pub mod endpoint;
 pub mod exit_codes;
-pub mod limits;
+/// What each API accepts (the shared data crate).
+pub use shotlist_models::limits;
 pub mod lockfile;
 pub mod manifest;
 pub mod pacer;

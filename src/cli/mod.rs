@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exit_codes;
 
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod plan;
 pub mod render;
@@ -32,6 +33,7 @@ pub enum Command {
     /// Print the JSON Schema of the manifest format.
     Schema(schema::Args),
     /// Run the local emulator of the video APIs (placeholder videos, no account).
+    #[cfg(feature = "emulator")]
     Emulator(emulator::Args),
 }
 
@@ -89,6 +91,7 @@ pub fn main() -> ExitCode {
             Command::Plan(args) => plan::execute(args).await,
             Command::Validate(args) => validate::execute(args).await,
             Command::Schema(args) => schema::execute(args).await,
+            #[cfg(feature = "emulator")]
             Command::Emulator(args) => emulator::execute(args).await,
         }
     });

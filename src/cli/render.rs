@@ -8,7 +8,6 @@ use miette::{IntoDiagnostic, WrapErr};
 use super::selection::{Planned, Selection};
 use crate::api::auth::{KeyHeader, Secret};
 use crate::api::{Auth, Client, ClientOptions, Endpoint};
-use crate::emulator::{Emulator, EmulatorConfig};
 use crate::endpoint::{self, Target};
 use crate::exit_codes;
 use crate::pacer::Pacer;
@@ -153,38 +152,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         .max(1e-3);
     let (client, emulator) = match &target {
         Target::Local => {
-            let key = local_key();
-            let emulator = Emulator::start(EmulatorConfig {
-                listen: "127.0.0.1:0".parse().expect("valid address"),
-                api_key: Some(key.clone()),
-                time_scale,
-                rpm: args.rpm,
-                max_running: usize::from(args.jobs),
-                log_requests: false,
-                ..EmulatorConfig::default()
-            })
-            .await
-            .into_diagnostic()
-            .wrap_err("failed to start the built-in emulator")?;
-            reporter.emit(Event::Notice {
-                message: format!(
-                    "using the built-in emulator at {}: videos are placeholders. To render for real, set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY (or pass --endpoint)",
-                    emulator.base_url()
-                ),
-            });
-            let base = match storyboard.api {
-                crate::limits::Api::AzureJobs => format!("{}/openai/v1", emulator.base_url()),
-                crate::limits::Api::OpenaiVideos => format!("{}/v1", emulator.base_url()),
-            };
-            let auth = Auth::ApiKey {
-                key: Secret::new(key),
-                header: KeyHeader::ApiKey,
-                source: "the built-in emulator's throwaway key".into(),
-            };
-            let endpoint = Endpoint::new(storyboard.api, &base, auth).into_diagnostic()?;
-            let pacer = Arc::new(Pacer::per_minute(args.rpm, time_scale));
-            let client =
-                Client::new(endpoint, pacer, &ClientOptions::default()).into_diagnostic()?;
+            let (client, emulator) = start_local(&storyboard, &args, time_scale, &reporter).await?;
             (client, Some(emulator))
         }
         Target::Remote {
@@ -261,7 +229,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
     signals.abort();
     reporter.emit(Event::Summary(report.summary.clone()));
     if let Some(emulator) = emulator {
-        emulator.shutdown().await;
+        stop_local(emulator).await;
     }
 
     if let Some(fatal) = report.fatal {
@@ -333,8 +301,81 @@ fn remove_stale_temps(out_dir: &std::path::Path) {
     }
 }
 
+/// The built-in emulator, when this build has it.
+#[cfg(feature = "emulator")]
+type LocalEmulator = crate::emulator::Emulator;
+#[cfg(not(feature = "emulator"))]
+type LocalEmulator = std::convert::Infallible;
+
+/// Starts the built-in emulator on loopback with a throwaway key, and a client for it.
+#[cfg(feature = "emulator")]
+async fn start_local(
+    storyboard: &crate::manifest::Storyboard,
+    args: &Args,
+    time_scale: f64,
+    reporter: &Reporter,
+) -> miette::Result<(Client, LocalEmulator)> {
+    use crate::emulator::{Emulator, EmulatorConfig};
+    let key = local_key();
+    let emulator = Emulator::start(EmulatorConfig {
+        listen: "127.0.0.1:0".parse().expect("valid address"),
+        api_key: Some(key.clone()),
+        time_scale,
+        rpm: args.rpm,
+        max_running: usize::from(args.jobs),
+        log_requests: false,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .into_diagnostic()
+    .wrap_err("failed to start the built-in emulator")?;
+    reporter.emit(Event::Notice {
+        message: format!(
+            "using the built-in emulator at {}: videos are placeholders. To render for real, set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY (or pass --endpoint)",
+            emulator.base_url()
+        ),
+    });
+    let base = match storyboard.api {
+        crate::limits::Api::AzureJobs => format!("{}/openai/v1", emulator.base_url()),
+        crate::limits::Api::OpenaiVideos => format!("{}/v1", emulator.base_url()),
+    };
+    let auth = Auth::ApiKey {
+        key: Secret::new(key),
+        header: KeyHeader::ApiKey,
+        source: "the built-in emulator's throwaway key".into(),
+    };
+    let endpoint = Endpoint::new(storyboard.api, &base, auth).into_diagnostic()?;
+    let pacer = Arc::new(Pacer::per_minute(args.rpm, time_scale));
+    let client = Client::new(endpoint, pacer, &ClientOptions::default()).into_diagnostic()?;
+    Ok((client, emulator))
+}
+
+#[cfg(not(feature = "emulator"))]
+async fn start_local(
+    _storyboard: &crate::manifest::Storyboard,
+    _args: &Args,
+    _time_scale: f64,
+    _reporter: &Reporter,
+) -> miette::Result<(Client, LocalEmulator)> {
+    Err(miette::miette!(
+        help = "pass --endpoint URL (or set AZURE_OPENAI_ENDPOINT / OPENAI_BASE_URL), or build shotlist with its default features",
+        "this shotlist was built without the built-in emulator and no endpoint is configured"
+    ))
+}
+
+#[cfg(feature = "emulator")]
+async fn stop_local(emulator: LocalEmulator) {
+    emulator.shutdown().await;
+}
+
+#[cfg(not(feature = "emulator"))]
+async fn stop_local(emulator: LocalEmulator) {
+    match emulator {}
+}
+
 /// A throwaway key for the in-process emulator: the client and server agree on it, and
 /// nothing else on the machine can drive the emulator without it.
+#[cfg(feature = "emulator")]
 fn local_key() -> String {
     let mut rng = fastrand::Rng::new();
     (0..32).map(|_| rng.alphanumeric()).collect()

@@ -5,7 +5,16 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::emulator_support::*;
+const AZ: &str = "/openai/v1/video/generations";
+const V: &str = "api-version=preview";
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("a client")
+}
 
 #[tokio::test]
 async fn prints_the_address_logs_requests_and_stops_on_ctrl_c() {

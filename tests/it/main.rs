@@ -2,10 +2,6 @@
 
 mod cli;
 mod corpus;
-mod emulator;
 mod emulator_cli;
-mod emulator_conformance;
-mod emulator_support;
 mod render;
 mod schema;
-mod tools;

@@ -86,13 +86,13 @@ impl App {
         };
         let unix_ms = self.clock.unix_ms(now);
         let ids = match spec.api {
-            crate::limits::Api::AzureJobs => NewIds {
+            shotlist_models::limits::Api::AzureJobs => NewIds {
                 job: self.ids.job(unix_ms),
                 generations: (0..spec.variants)
                     .map(|_| self.ids.generation(unix_ms))
                     .collect(),
             },
-            crate::limits::Api::OpenaiVideos => NewIds {
+            shotlist_models::limits::Api::OpenaiVideos => NewIds {
                 job: self.ids.video(),
                 generations: vec![self.ids.generation(unix_ms)],
             },

@@ -9,10 +9,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::RANGE;
 use serde_json::{Value, json};
-use shotlist::emulator::EmulatorConfig;
-use shotlist::limits::{AZURE_JOBS, OPENAI_VIDEOS};
+use shotlist_emulator::EmulatorConfig;
+use shotlist_models::limits::{AZURE_JOBS, OPENAI_VIDEOS};
 
-use crate::emulator_support::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn azure_job_goes_from_queued_to_succeeded_with_generations() {
@@ -555,7 +555,7 @@ async fn azure_validation_errors_name_the_parameter() {
     let emu = start(fast()).await;
     let (c, base) = (client(), emu.base_url());
     let big_variants = AZURE_JOBS
-        .size_rule(shotlist::limits::Size::new(1280, 720))
+        .size_rule(shotlist_models::limits::Size::new(1280, 720))
         .unwrap()
         .max_variants
         + 1;

@@ -3,7 +3,7 @@
 //! download video and thumbnail.
 //!
 //! Bodies follow the spec's `VideoGenerationJob`, `VideoGeneration`,
-//! `VideoGenerationJobList`; requests are validated against `crate::limits::AZURE_JOBS`
+//! `VideoGenerationJobList`; requests are validated against `shotlist_models::limits::AZURE_JOBS`
 //! (never against numbers written here). Every route requires `api-version=preview`.
 
 use std::collections::HashMap;
@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::limits::{AZURE_JOBS, Size};
+use shotlist_models::limits::{AZURE_JOBS, Size};
 
 use super::assets::{self, AssetKind};
 use super::content::Serve;

@@ -3,14 +3,14 @@
 //! `shotlist emulator` runs it as a server; the renderer and the tests start it in-process
 //! with [`Emulator::start`]. It speaks the Azure OpenAI video generation jobs API
 //! (`/openai/v1/video/generations/...`) and the OpenAI videos API (`/v1/videos`, also under
-//! `/openai/v1/videos`), with the documented limits of [`crate::limits`], a scaled clock,
+//! `/openai/v1/videos`), with the documented limits of [`shotlist_models::limits`], a scaled clock,
 //! the request quota, the running-job cap, expiry, and seeded fault injection. State lives
 //! in memory only. It must never reach the network beyond its own listener.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::limits::{AZURE_JOBS, Api};
+use shotlist_models::limits::{AZURE_JOBS, Api};
 
 mod assets;
 mod auth;

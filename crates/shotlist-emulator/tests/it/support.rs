@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
-use shotlist::emulator::{Emulator, EmulatorConfig, FaultSpec};
+use shotlist_emulator::{Emulator, EmulatorConfig, FaultSpec};
 
 pub const AZ: &str = "/openai/v1/video/generations";
 pub const V: &str = "api-version=preview";

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use shotlist::emulator::video::{FRAMES_PER_SECOND, Slate, render_mp4};
-use shotlist::emulator::{Emulator, EmulatorConfig, FaultSpec};
-use shotlist::limits::Api;
+use shotlist_emulator::video::{FRAMES_PER_SECOND, Slate, render_mp4};
+use shotlist_emulator::{Emulator, EmulatorConfig, FaultSpec};
+use shotlist_models::limits::Api;
 
 fn require(tool: &str, install: &str) {
     let found = Command::new(tool)

@@ -4,7 +4,7 @@
 //!
 //! Bodies follow the spec's `VideoResource`, `VideoListResource`, `DeletedVideoResource`
 //! and `ErrorResponse` (nulls included, as the spec requires the keys). Requests are
-//! validated against `crate::limits::OPENAI_VIDEOS`, never against numbers written here.
+//! validated against `shotlist_models::limits::OPENAI_VIDEOS`, never against numbers written here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::limits::{OPENAI_VIDEOS, Size, model_excluded_from};
+use shotlist_models::limits::{OPENAI_VIDEOS, Size, model_excluded_from};
 
 use super::assets::{self, AssetKind};
 use super::content::Serve;
@@ -328,8 +328,8 @@ fn parse_create(fields: Fields) -> Result<JobSpec, ApiError> {
 
 fn limits_seconds() -> Vec<u32> {
     match OPENAI_VIDEOS.seconds {
-        crate::limits::SecondsRule::OneOf(values) => values.to_vec(),
-        crate::limits::SecondsRule::Range { min, max } => (min..=max).collect(),
+        shotlist_models::limits::SecondsRule::OneOf(values) => values.to_vec(),
+        shotlist_models::limits::SecondsRule::Range { min, max } => (min..=max).collect(),
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::emulator_support::*;
+use crate::support::*;
 
 const OPENAI_SPEC: (&str, &str) = (
     concat!(
@@ -32,7 +32,7 @@ fn read_spec((path, sha256): (&str, &str)) -> String {
     use sha2::Digest;
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("failed to read the API spec `{path}`: {e}"));
-    let actual = shotlist::cache_key::hex(&sha2::Sha256::digest(text.as_bytes()));
+    let actual = hex(&sha2::Sha256::digest(text.as_bytes()));
     assert_eq!(
         actual, sha256,
         "`{path}` is not the recorded copy (see tests/specs/SOURCES.md)"
@@ -217,4 +217,8 @@ async fn azure_responses_match_the_azure_spec() {
         );
     }
     emu.shutdown().await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::limits::{Api, ApiLimits, SecondsRule};
+use shotlist_models::limits::{Api, ApiLimits, SecondsRule};
 
 use super::assets::Assets;
 use super::clock::EmuMillis;
@@ -330,7 +330,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::{AZURE_JOBS, OPENAI_VIDEOS};
+    use shotlist_models::limits::{AZURE_JOBS, OPENAI_VIDEOS};
 
     #[test]
     fn generation_time_spans_one_to_five_minutes() {
