@@ -6,7 +6,6 @@ use std::sync::Arc;
 use miette::{IntoDiagnostic, WrapErr};
 
 use super::selection::{Planned, Selection};
-use crate::api::auth::{KeyHeader, Secret};
 use crate::api::{Auth, Client, ClientOptions, Endpoint};
 use crate::endpoint::{self, Target};
 use crate::exit_codes;
@@ -315,6 +314,7 @@ async fn start_local(
     time_scale: f64,
     reporter: &Reporter,
 ) -> miette::Result<(Client, LocalEmulator)> {
+    use crate::api::auth::{KeyHeader, Secret};
     use crate::emulator::{Emulator, EmulatorConfig};
     let key = local_key();
     let emulator = Emulator::start(EmulatorConfig {

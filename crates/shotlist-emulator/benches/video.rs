@@ -1,12 +1,12 @@
 //! Encode times of the placeholder video and stills, for the sizes a storyboard uses.
 //!
-//! `cargo bench --bench video` times a release build, `cargo bench --bench video
+//! `cargo bench -p shotlist-emulator --bench video` times a release build, `... --bench video
 //! --profile dev` a dev build. Prints one line per case; no harness, so it needs no
 //! extra dependency. `VIDEO_BENCH_OUT=dir` also writes the files there.
 
 use std::time::Instant;
 
-use shotlist::emulator::video::{
+use shotlist_emulator::video::{
     Slate, render_mp4, render_spritesheet_webp, render_thumbnail_jpeg, render_thumbnail_webp,
 };
 
