@@ -15,6 +15,8 @@ pub mod download;
 pub use shotlist_emulator as emulator;
 pub mod endpoint;
 pub mod exit_codes;
+/// Every model shotlist knows, as data (the shared data crate).
+pub use shotlist_models::catalogue;
 /// What each API accepts (the shared data crate).
 pub use shotlist_models::limits;
 pub mod lockfile;

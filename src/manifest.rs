@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostics, Problem, did_you_mean};
-use crate::limits::{self, Api, ApiLimits, Size};
+use crate::limits::{Api, ApiLimits, Size};
 use crate::shot::Shot;
 use crate::yaml::{self, Node, Span, Value};
 
@@ -706,17 +706,16 @@ impl Reader<'_> {
         let rule = limits
             .size_rule(size.value)
             .expect("size was checked against the table");
-        if let Some(prefix) = rule.model_prefix
-            && limits::model_excluded_from(&model.value, prefix)
-        {
+        if limits.model_excluded(&model.value, rule) {
+            let models = rule.only_models.join("` or `");
             let mut p = Problem::new(
                 size.span.clone(),
-                format!("size {} needs model `{prefix}`", size.value),
+                format!("size {} needs model `{models}`", size.value),
             )
-            .label("pro size")
+            .label("size of other models")
             .help(format!(
-                "use `model: {prefix}` or a size allowed for `{}`",
-                model.value
+                "use `model: {}` or a size allowed for `{}`",
+                rule.only_models[0], model.value
             ));
             if !model.span.is_empty() {
                 p = p.related(model.span.clone(), "model");

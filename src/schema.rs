@@ -8,7 +8,7 @@
 use schemars::{JsonSchema, generate::SchemaSettings};
 use serde_json::{Value, json};
 
-use crate::limits::{self, Api, ApiLimits, SecondsRule};
+use crate::limits::{Api, ApiLimits, SecondsRule};
 use crate::manifest::MAX_ID_LEN;
 
 /// Where the committed schema lives, relative to the repository root.
@@ -170,13 +170,13 @@ fn drop_null_types(v: &mut Value) {
 /// The rules of one API, applied to `defaults` and to every shot.
 fn api_rules(l: &ApiLimits) -> Value {
     let sizes: Vec<String> = l.sizes.iter().map(|r| r.size.to_string()).collect();
-    let seconds = match l.seconds {
+    let seconds = match &l.seconds {
         SecondsRule::Range { min, max } => json!({ "minimum": min, "maximum": max }),
         SecondsRule::OneOf(values) => json!({ "enum": values }),
     };
     let mut conditions = Vec::new();
     let mut by_max: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
-    for r in l.sizes {
+    for r in &l.sizes {
         by_max
             .entry(r.max_variants)
             .or_default()
@@ -190,20 +190,39 @@ fn api_rules(l: &ApiLimits) -> Value {
             }));
         }
     }
-    let pro: Vec<String> = l
-        .sizes
-        .iter()
-        .filter(|r| r.model_prefix.is_some())
-        .map(|r| r.size.to_string())
-        .collect();
-    if !pro.is_empty() {
+    // Sizes only some catalogue models take: the others (and their dated snapshots)
+    // may not ask for them. Names the catalogue does not know are not second-guessed.
+    let mut by_takers: std::collections::BTreeMap<&[String], Vec<String>> = Default::default();
+    for r in l.sizes.iter().filter(|r| !r.only_models.is_empty()) {
+        by_takers
+            .entry(&r.only_models)
+            .or_default()
+            .push(r.size.to_string());
+    }
+    let catalogue = crate::catalogue::Catalogue::builtin();
+    let mut restricted: Vec<String> = Vec::new();
+    for (takers, sizes) in &by_takers {
+        let others: Vec<String> = catalogue
+            .models_of(l.api)
+            .filter(|m| !takers.contains(&m.id))
+            .map(|m| regex_escape(&m.id))
+            .collect();
+        if others.is_empty() {
+            continue;
+        }
         conditions.push(json!({
             "if": {
-                "properties": { "size": { "enum": pro }, "model": { "pattern": "^sora-2($|-2)" } },
+                "properties": {
+                    "size": { "enum": sizes },
+                    "model": { "pattern": format!("^({})(-[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})?$", others.join("|")) },
+                },
                 "required": ["size", "model"],
             },
             "then": false,
         }));
+        if !takers.contains(&l.default_model) {
+            restricted.extend(sizes.iter().cloned());
+        }
     }
     let common = |extra: Value| {
         let mut props = json!({
@@ -226,11 +245,8 @@ fn api_rules(l: &ApiLimits) -> Value {
     }
     // A shot with a pro-only size and no model gets `defaults.model`, else the API's
     // default model; when that default cannot use the size, the shot must name a model.
-    let default_model_excluded = l.sizes.iter().any(|r| {
-        r.model_prefix
-            .is_some_and(|p| limits::model_excluded_from(l.default_model, p))
-    });
-    if default_model_excluded {
+    if !restricted.is_empty() {
+        let pro = &restricted;
         root_rules.push(json!({
             "if": { "properties": { "defaults": { "required": ["model"] } }, "required": ["defaults"] },
             "else": { "properties": { "shots": { "items": {
@@ -248,6 +264,17 @@ fn api_rules(l: &ApiLimits) -> Value {
         }),
         &root_rules,
     )
+}
+
+/// `text` as a literal inside a regular expression.
+fn regex_escape(text: &str) -> String {
+    text.chars().fold(String::new(), |mut out, c| {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
 }
 
 /// `schema` with `allOf: subschemas`; none when there are none (`allOf: []` is not a valid schema).

@@ -8,6 +8,7 @@ use crate::exit_codes;
 
 #[cfg(feature = "emulator")]
 pub mod emulator;
+pub mod models;
 pub mod plan;
 pub mod render;
 pub mod schema;
@@ -32,6 +33,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema of the manifest format.
     Schema(schema::Args),
+    /// List the models shotlist knows: limits, prices and the source of every fact.
+    Models(models::Args),
     /// Run the local emulator of the video APIs (placeholder videos, no account).
     #[cfg(feature = "emulator")]
     Emulator(emulator::Args),
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
             Command::Plan(args) => plan::execute(args).await,
             Command::Validate(args) => validate::execute(args).await,
             Command::Schema(args) => schema::execute(args).await,
+            Command::Models(args) => models::execute(args).await,
             #[cfg(feature = "emulator")]
             Command::Emulator(args) => emulator::execute(args).await,
         }

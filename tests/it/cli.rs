@@ -221,3 +221,48 @@ fn a_broken_lockfile_is_located_and_never_overwritten() {
         .code(1)
         .stderr(predicate::str::contains("newer than this shotlist reads"));
 }
+
+/// `shotlist models --json` is the catalogue for tools: every model with its limits, its
+/// price (or none, never 0 for unknown) and the sources of its facts.
+#[test]
+fn models_json_lists_every_model_with_limits_price_and_sources() {
+    let out = shotlist().args(["models", "--json"]).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let models = v["models"].as_array().unwrap();
+    let ids: Vec<&str> = models.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["sora", "sora-2", "sora-2-pro"]);
+    for m in models {
+        assert!(!m["sizes"].as_array().unwrap().is_empty(), "{m}");
+        assert!(
+            m["seconds"].is_object() && m["prompt_chars"]["max"].is_u64(),
+            "{m}"
+        );
+        let sources = m["sources"].as_array().unwrap();
+        for fact in ["sizes", "seconds", "prompt_chars", "price"] {
+            assert!(
+                sources
+                    .iter()
+                    .any(|s| s["facts"].as_array().unwrap().iter().any(|f| f == fact)),
+                "{}: no source for {fact}",
+                m["id"]
+            );
+        }
+    }
+    assert!(
+        models[0]["price"].is_null(),
+        "Azure sora's price is unknown"
+    );
+    assert_eq!(models[1]["price"]["per_second"], 0.1);
+    assert_eq!(v["providers"].as_array().unwrap().len(), 2);
+    let only = shotlist()
+        .args(["models", "--api", "azure-jobs", "--json"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&only.get_output().stdout).unwrap();
+    assert_eq!(v["models"].as_array().unwrap().len(), 1);
+    shotlist()
+        .args(["models", "--api", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown API `nope`"));
+}

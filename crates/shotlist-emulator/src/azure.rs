@@ -3,7 +3,7 @@
 //! download video and thumbnail.
 //!
 //! Bodies follow the spec's `VideoGenerationJob`, `VideoGeneration`,
-//! `VideoGenerationJobList`; requests are validated against `shotlist_models::limits::AZURE_JOBS`
+//! `VideoGenerationJobList`; requests are validated against `Api::AzureJobs.limits()` (the catalogue)
 //! (never against numbers written here). Every route requires `api-version=preview`.
 
 use std::collections::HashMap;
@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use shotlist_models::limits::{AZURE_JOBS, Size};
+use shotlist_models::limits::{Api, Size};
 
 use super::assets::{self, AssetKind};
 use super::content::Serve;
@@ -204,7 +204,7 @@ fn string_field(body: &Value, name: &str) -> Result<String, ApiError> {
 
 /// Validates a create body against the limits table.
 fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<JobSpec, ApiError> {
-    let limits = &AZURE_JOBS;
+    let limits = Api::AzureJobs.limits();
     let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -343,7 +343,7 @@ async fn list_jobs(
     }
     let now = app.now();
     // Newest first.
-    let mut jobs = app.store.list(AZURE_JOBS.api, now);
+    let mut jobs = app.store.list(Api::AzureJobs, now);
     jobs.reverse();
     jobs.retain(|j| statuses.is_empty() || statuses.iter().any(|s| s == status_of(j.phase(now))));
     let position = |id: &String| jobs.iter().position(|j| &j.id == id);

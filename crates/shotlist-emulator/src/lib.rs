@@ -10,7 +10,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use shotlist_models::limits::{AZURE_JOBS, Api};
+use shotlist_models::limits::Api;
 
 mod assets;
 mod auth;
@@ -71,7 +71,7 @@ impl Default for EmulatorConfig {
             rpm: limits.requests_per_minute,
             max_running: limits.max_running_jobs,
             time_scale: 1.0,
-            retention: Duration::from_secs(AZURE_JOBS.retention_seconds),
+            retention: Duration::from_secs(limits.retention_seconds),
             seed: 0,
             faults: FaultSpec::none(),
             moderation_word: Some(DEFAULT_MODERATION_WORD.to_owned()),

@@ -4,7 +4,7 @@
 //!
 //! Bodies follow the spec's `VideoResource`, `VideoListResource`, `DeletedVideoResource`
 //! and `ErrorResponse` (nulls included, as the spec requires the keys). Requests are
-//! validated against `shotlist_models::limits::OPENAI_VIDEOS`, never against numbers written here.
+//! validated against `Api::OpenaiVideos.limits()` (the catalogue), never against numbers written here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use shotlist_models::limits::{OPENAI_VIDEOS, Size, model_excluded_from};
+use shotlist_models::limits::{Api, Size};
 
 use super::assets::{self, AssetKind};
 use super::content::Serve;
@@ -94,7 +94,7 @@ fn video_json(app: &App, job: &Job) -> Value {
 fn video(app: &App, id: &str, now: super::clock::EmuMillis) -> Result<Arc<Job>, ApiError> {
     app.store
         .job(id, now)
-        .filter(|j| j.spec.api == OPENAI_VIDEOS.api)
+        .filter(|j| j.spec.api == Api::OpenaiVideos)
         .ok_or_else(|| not_found(id))
 }
 
@@ -212,7 +212,7 @@ fn quoted_list(items: impl Iterator<Item = String>) -> String {
 }
 
 fn check_prompt(prompt: Option<Value>) -> Result<String, ApiError> {
-    let limits = &OPENAI_VIDEOS;
+    let limits = Api::OpenaiVideos.limits();
     let Some(prompt) = string(prompt, "prompt", "a string")? else {
         return Err(ApiError::new(
             FLAVOR,
@@ -234,7 +234,7 @@ fn check_prompt(prompt: Option<Value>) -> Result<String, ApiError> {
 
 /// Validates a create request against the limits table.
 fn parse_create(fields: Fields) -> Result<JobSpec, ApiError> {
-    let limits = &OPENAI_VIDEOS;
+    let limits = Api::OpenaiVideos.limits();
     let prompt = check_prompt(fields.prompt)?;
     let model = string(fields.model, "model", "a string")?
         .unwrap_or_else(|| limits.default_model.to_owned());
@@ -280,23 +280,23 @@ fn parse_create(fields: Fields) -> Result<JobSpec, ApiError> {
                 )
             })?,
     };
-    if let Some(prefix) = limits
+    if let Some(rule) = limits
         .size_rule(size)
-        .and_then(|r| r.model_prefix)
-        .filter(|p| model_excluded_from(&model, p))
+        .filter(|r| limits.model_excluded(&model, r))
     {
         let allowed = quoted_list(
             limits
                 .sizes
                 .iter()
-                .filter(|r| r.model_prefix.is_none())
+                .filter(|r| !limits.model_excluded(&model, r))
                 .map(|r| r.size.to_string()),
         );
         return Err(ApiError::invalid(
             FLAVOR,
             "size",
             format!(
-                "Invalid value: '{size}' is only available with `{prefix}` models. Supported values for '{model}' are: {allowed}."
+                "Invalid value: '{size}' is only available with `{}` models. Supported values for '{model}' are: {allowed}.",
+                rule.only_models.join("`, `")
             ),
         ));
     }
@@ -327,9 +327,9 @@ fn parse_create(fields: Fields) -> Result<JobSpec, ApiError> {
 }
 
 fn limits_seconds() -> Vec<u32> {
-    match OPENAI_VIDEOS.seconds {
-        shotlist_models::limits::SecondsRule::OneOf(values) => values.to_vec(),
-        shotlist_models::limits::SecondsRule::Range { min, max } => (min..=max).collect(),
+    match &Api::OpenaiVideos.limits().seconds {
+        shotlist_models::limits::SecondsRule::OneOf(values) => values.clone(),
+        shotlist_models::limits::SecondsRule::Range { min, max } => (*min..=*max).collect(),
     }
 }
 
@@ -415,7 +415,7 @@ async fn list(
         }
     };
     let now = app.now();
-    let mut videos = app.store.list(OPENAI_VIDEOS.api, now);
+    let mut videos = app.store.list(Api::OpenaiVideos, now);
     if !ascending {
         videos.reverse();
     }
@@ -458,7 +458,7 @@ async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<R
     let live = app
         .store
         .job(&id, now)
-        .is_some_and(|j| j.spec.api == OPENAI_VIDEOS.api);
+        .is_some_and(|j| j.spec.api == Api::OpenaiVideos);
     if !live || !app.store.delete(&id, now) {
         return Err(not_found(&id));
     }

@@ -151,8 +151,8 @@ pub enum CreateRefused {
 
 /// Largest `seconds` a rule allows.
 fn max_seconds(rule: &SecondsRule) -> u32 {
-    match *rule {
-        SecondsRule::Range { max, .. } => max,
+    match rule {
+        SecondsRule::Range { max, .. } => *max,
         SecondsRule::OneOf(values) => values.iter().copied().max().unwrap_or(1),
     }
 }
@@ -330,17 +330,18 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shotlist_models::limits::{AZURE_JOBS, OPENAI_VIDEOS};
 
     #[test]
     fn generation_time_spans_one_to_five_minutes() {
-        let smallest = generation_time(&AZURE_JOBS, 480 * 480, 1, 1);
-        let largest = generation_time(&AZURE_JOBS, 1920 * 1080, 20, 1);
+        let azure = Api::AzureJobs.limits();
+        let openai_limits = Api::OpenaiVideos.limits();
+        let smallest = generation_time(azure, 480 * 480, 1, 1);
+        let largest = generation_time(azure, 1920 * 1080, 20, 1);
         assert!((60_000..70_000).contains(&smallest), "{smallest}");
         assert_eq!(largest, 300_000);
-        let openai = generation_time(&OPENAI_VIDEOS, 1792 * 1024, 12, 1);
+        let openai = generation_time(openai_limits, 1792 * 1024, 12, 1);
         assert_eq!(openai, 300_000);
-        assert!(generation_time(&OPENAI_VIDEOS, 720 * 1280, 4, 1) < openai);
+        assert!(generation_time(openai_limits, 720 * 1280, 4, 1) < openai);
     }
 
     fn spec() -> JobSpec {

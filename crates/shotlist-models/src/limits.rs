@@ -1,14 +1,14 @@
-//! The documented limits of each video API, as data.
-//!
-//! One [`ApiLimits`] table per API. Validation, the JSON Schema, the emulator and the
-//! renderer all read these tables; no other module hard-codes a size, a duration or a
-//! variant count. Sources: `shared/docs/video-apis.md` (where two documents disagree,
-//! the stricter value is used).
+//! The limits of each video API, as the validator, the JSON Schema, the emulator and the
+//! engine read them: a view of the catalogue (`catalogue.rs`, `catalogue.yaml`), built
+//! once. No size, duration, count or model name is written in this file: they are data.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::catalogue::Catalogue;
 
 /// Which service protocol a manifest's shots are rendered with.
 #[derive(
@@ -47,11 +47,20 @@ impl Api {
         chars as u64 * 4
     }
 
+    /// The API's limits, from the built-in catalogue.
     pub fn limits(self) -> &'static ApiLimits {
-        match self {
-            Api::AzureJobs => &AZURE_JOBS,
-            Api::OpenaiVideos => &OPENAI_VIDEOS,
-        }
+        static VIEWS: OnceLock<Vec<ApiLimits>> = OnceLock::new();
+        let views = VIEWS.get_or_init(|| {
+            let catalogue = Catalogue::builtin();
+            Api::ALL
+                .iter()
+                .map(|api| ApiLimits::from_catalogue(catalogue, *api))
+                .collect()
+        });
+        &views[Api::ALL
+            .iter()
+            .position(|a| *a == self)
+            .expect("listed in ALL")]
     }
 }
 
@@ -89,6 +98,21 @@ impl Size {
     }
 }
 
+impl Serialize for Size {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
+        let text = String::deserialize(d)?;
+        Size::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("`{text}` is not a size like `1280x720`"))
+        })
+    }
+}
+
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}x{}", self.width, self.height)
@@ -96,37 +120,36 @@ impl fmt::Display for Size {
 }
 
 /// One allowed frame size and what it permits.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SizeRule {
     pub size: Size,
-    /// Most variants one job may ask for at this size.
+    /// Most variants one job (or, one job per variant, one shot) may ask for at this size.
     pub max_variants: u32,
-    /// When set, only models whose name starts with this prefix may use the size
-    /// (`sora-2-pro` sizes on the videos API). Custom deployment names that do not
-    /// look like a known model are not second-guessed.
-    pub model_prefix: Option<&'static str>,
+    /// The catalogue models that take this size, when not all of the API's do
+    /// (`sora-2-pro`'s 1024p sizes). Empty: every model.
+    pub only_models: Vec<String>,
 }
 
 /// Which durations an API accepts.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SecondsRule {
     /// Any whole number of seconds in `min..=max`.
     Range { min: u32, max: u32 },
     /// Exactly one of these values.
-    OneOf(&'static [u32]),
+    OneOf(Vec<u32>),
 }
 
 impl SecondsRule {
     pub fn allows(&self, seconds: u32) -> bool {
-        match *self {
-            SecondsRule::Range { min, max } => (min..=max).contains(&seconds),
+        match self {
+            SecondsRule::Range { min, max } => (*min..=*max).contains(&seconds),
             SecondsRule::OneOf(values) => values.contains(&seconds),
         }
     }
 
     /// Human wording for `help:` lines, e.g. `1 to 20` or `4, 8 or 12`.
     pub fn describe(&self) -> String {
-        match *self {
+        match self {
             SecondsRule::Range { min, max } => format!("a whole number from {min} to {max}"),
             SecondsRule::OneOf(values) => join_or(values.iter().map(u32::to_string)),
         }
@@ -137,8 +160,8 @@ impl SecondsRule {
 #[derive(Debug)]
 pub struct ApiLimits {
     pub api: Api,
-    pub default_model: &'static str,
-    pub sizes: &'static [SizeRule],
+    pub default_model: String,
+    pub sizes: Vec<SizeRule>,
     /// Size used when neither the shot nor `defaults` names one. `None`: required.
     pub default_size: Option<Size>,
     pub seconds: SecondsRule,
@@ -178,117 +201,65 @@ impl ApiLimits {
     }
 }
 
-/// Azure OpenAI `sora` jobs. Variants: the concept doc's stricter rule (1080p: 1,
-/// 720p: 2, others: 4) rather than the API text's "1 to 5".
-pub static AZURE_JOBS: ApiLimits = ApiLimits {
-    api: Api::AzureJobs,
-    default_model: "sora",
-    sizes: &[
-        SizeRule {
-            size: Size::new(480, 480),
-            max_variants: 4,
-            model_prefix: None,
-        },
-        SizeRule {
-            size: Size::new(480, 854),
-            max_variants: 4,
-            model_prefix: None,
-        },
-        SizeRule {
-            size: Size::new(854, 480),
-            max_variants: 4,
-            model_prefix: None,
-        },
-        SizeRule {
-            size: Size::new(720, 720),
-            max_variants: 2,
-            model_prefix: None,
-        },
-        SizeRule {
-            size: Size::new(720, 1280),
-            max_variants: 2,
-            model_prefix: None,
-        },
-        SizeRule {
-            size: Size::new(1280, 720),
-            max_variants: 2,
-            model_prefix: None,
-        },
-        SizeRule {
-            size: Size::new(1080, 1080),
-            max_variants: 1,
-            model_prefix: None,
-        },
-        SizeRule {
-            size: Size::new(1080, 1920),
-            max_variants: 1,
-            model_prefix: None,
-        },
-        SizeRule {
-            size: Size::new(1920, 1080),
-            max_variants: 1,
-            model_prefix: None,
-        },
-    ],
-    default_size: None,
-    seconds: SecondsRule::Range { min: 1, max: 20 },
-    default_seconds: 5,
-    default_variants: 1,
-    variants_per_job: true,
-    prompt_min_chars: 1,
-    prompt_max_chars: 4000,
-    max_running_jobs: 2,
-    requests_per_minute: 60,
-    retention_seconds: 24 * 60 * 60,
-};
-
-/// OpenAI-style `/v1/videos` (Sora 2). No variants field: N variants are N jobs, and
-/// shotlist caps them at 4 per shot so one line of a manifest cannot order a fleet.
-pub static OPENAI_VIDEOS: ApiLimits = ApiLimits {
-    api: Api::OpenaiVideos,
-    default_model: "sora-2",
-    sizes: &[
-        SizeRule {
-            size: Size::new(720, 1280),
-            max_variants: 4,
-            model_prefix: None,
-        },
-        SizeRule {
-            size: Size::new(1280, 720),
-            max_variants: 4,
-            model_prefix: None,
-        },
-        SizeRule {
-            size: Size::new(1024, 1792),
-            max_variants: 4,
-            model_prefix: Some("sora-2-pro"),
-        },
-        SizeRule {
-            size: Size::new(1792, 1024),
-            max_variants: 4,
-            model_prefix: Some("sora-2-pro"),
-        },
-    ],
-    default_size: Some(Size::new(720, 1280)),
-    seconds: SecondsRule::OneOf(&[4, 8, 12]),
-    default_seconds: 4,
-    default_variants: 1,
-    variants_per_job: false,
-    prompt_min_chars: 1,
-    prompt_max_chars: 32000,
-    max_running_jobs: 2,
-    requests_per_minute: 60,
-    retention_seconds: 24 * 60 * 60,
-};
-
-/// Whether `model` is a name we know cannot use a size restricted to `prefix`.
-/// `sora-2` and its dated snapshots are known not to be `sora-2-pro`; other names
-/// (Azure deployment names, proxies) are given the benefit of the doubt.
-pub fn model_excluded_from(model: &str, prefix: &str) -> bool {
-    if model.starts_with(prefix) {
-        return false;
+impl ApiLimits {
+    /// The API's view of `catalogue`: every size any of its models takes (with the models
+    /// that take it, when not all do), the default model's durations and defaults, the
+    /// longest prompt any of them takes, and the provider's facts.
+    pub fn from_catalogue(catalogue: &Catalogue, api: Api) -> ApiLimits {
+        let provider = catalogue.provider(api);
+        let default = catalogue.default_model(api);
+        let models: Vec<_> = catalogue.models_of(api).collect();
+        let mut sizes: Vec<SizeRule> = Vec::new();
+        for m in &models {
+            for entry in &m.sizes {
+                match sizes.iter_mut().find(|r| r.size == entry.size) {
+                    Some(rule) => rule.max_variants = rule.max_variants.max(entry.max_takes),
+                    None => sizes.push(SizeRule {
+                        size: entry.size,
+                        max_variants: entry.max_takes,
+                        only_models: Vec::new(),
+                    }),
+                }
+            }
+        }
+        for rule in &mut sizes {
+            let takers: Vec<String> = models
+                .iter()
+                .filter(|m| m.sizes.iter().any(|e| e.size == rule.size))
+                .map(|m| m.id.clone())
+                .collect();
+            if takers.len() < models.len() {
+                rule.only_models = takers;
+            }
+        }
+        ApiLimits {
+            api,
+            default_model: default.id.clone(),
+            sizes,
+            default_size: default.default_size,
+            seconds: default.seconds.rule().expect("checked by `problems`"),
+            default_seconds: default.default_seconds,
+            default_variants: default.default_takes,
+            variants_per_job: provider.takes_per_job,
+            prompt_min_chars: models.iter().map(|m| m.prompt_chars.min).min().unwrap_or(1),
+            prompt_max_chars: models.iter().map(|m| m.prompt_chars.max).max().unwrap_or(1),
+            max_running_jobs: provider.max_running_jobs,
+            requests_per_minute: provider.requests_per_minute,
+            retention_seconds: provider.retention_seconds,
+        }
     }
-    model == "sora-2" || model.starts_with("sora-2-2")
+
+    /// Whether `model` is a catalogue model (or a dated snapshot of one) that cannot use
+    /// `rule`'s size. Names the catalogue does not know (Azure deployment names, a
+    /// gateway's own names) are given the benefit of the doubt.
+    pub fn model_excluded(&self, model: &str, rule: &SizeRule) -> bool {
+        if rule.only_models.is_empty() {
+            return false;
+        }
+        Catalogue::builtin()
+            .find(self.api, model)
+            .is_some_and(|m| !rule.only_models.contains(&m.id))
+    }
 }
 
 fn join_or(items: impl Iterator<Item = String>) -> String {
@@ -334,17 +305,24 @@ mod tests {
 
     #[test]
     fn seconds_rules() {
-        assert!(AZURE_JOBS.seconds.allows(1) && AZURE_JOBS.seconds.allows(20));
-        assert!(!AZURE_JOBS.seconds.allows(0) && !AZURE_JOBS.seconds.allows(21));
-        assert!(OPENAI_VIDEOS.seconds.allows(8) && !OPENAI_VIDEOS.seconds.allows(5));
-        assert_eq!(OPENAI_VIDEOS.seconds.describe(), "4, 8 or 12");
+        let azure = Api::AzureJobs.limits();
+        let openai = Api::OpenaiVideos.limits();
+        assert!(azure.seconds.allows(1) && azure.seconds.allows(20));
+        assert!(!azure.seconds.allows(0) && !azure.seconds.allows(21));
+        assert!(openai.seconds.allows(8) && !openai.seconds.allows(5));
+        assert_eq!(openai.seconds.describe(), "4, 8 or 12");
     }
 
     #[test]
     fn pro_sizes_exclude_only_known_non_pro_models() {
-        assert!(model_excluded_from("sora-2", "sora-2-pro"));
-        assert!(model_excluded_from("sora-2-2025-10-06", "sora-2-pro"));
-        assert!(!model_excluded_from("sora-2-pro-2025-10-06", "sora-2-pro"));
-        assert!(!model_excluded_from("my-deployment", "sora-2-pro"));
+        let l = Api::OpenaiVideos.limits();
+        let pro = l.size_rule(Size::new(1024, 1792)).unwrap();
+        assert_eq!(pro.only_models, ["sora-2-pro"]);
+        assert!(l.model_excluded("sora-2", pro));
+        assert!(l.model_excluded("sora-2-2025-10-06", pro));
+        assert!(!l.model_excluded("sora-2-pro-2025-10-06", pro));
+        assert!(!l.model_excluded("my-deployment", pro));
+        let common = l.size_rule(Size::new(1280, 720)).unwrap();
+        assert!(common.only_models.is_empty() && !l.model_excluded("sora-2", common));
     }
 }

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use reqwest::header::RANGE;
 use serde_json::{Value, json};
 use shotlist_emulator::EmulatorConfig;
-use shotlist_models::limits::{AZURE_JOBS, OPENAI_VIDEOS};
+use shotlist_models::limits::Api;
 
 use crate::support::*;
 
@@ -454,12 +454,12 @@ async fn third_concurrent_job_gets_429() {
     // Real time: jobs run for minutes, so both stay running.
     let emu = start(EmulatorConfig {
         time_scale: 1.0,
-        max_running: AZURE_JOBS.max_running_jobs,
+        max_running: Api::AzureJobs.limits().max_running_jobs,
         ..fast()
     })
     .await;
     let (c, base) = (client(), emu.base_url());
-    for i in 0..AZURE_JOBS.max_running_jobs {
+    for i in 0..Api::AzureJobs.limits().max_running_jobs {
         let a = azure_create(&c, &base, &azure_job(&format!("job {i}"), 480, 480, 5, 1)).await;
         assert_eq!(a.status, StatusCode::OK);
     }
@@ -554,12 +554,13 @@ async fn quota_window_follows_the_time_scale() {
 async fn azure_validation_errors_name_the_parameter() {
     let emu = start(fast()).await;
     let (c, base) = (client(), emu.base_url());
-    let big_variants = AZURE_JOBS
+    let big_variants = Api::AzureJobs
+        .limits()
         .size_rule(shotlist_models::limits::Size::new(1280, 720))
         .unwrap()
         .max_variants
         + 1;
-    let too_long = "x".repeat(AZURE_JOBS.prompt_max_chars + 1);
+    let too_long = "x".repeat(Api::AzureJobs.limits().prompt_max_chars + 1);
     let cases = [
         (azure_job("p", 1000, 1000, 5, 1), "width"),
         (azure_job("p", 480, 480, 0, 1), "n_seconds"),
@@ -595,7 +596,7 @@ async fn azure_validation_errors_name_the_parameter() {
 async fn openai_validation_errors_name_the_parameter() {
     let emu = start(fast()).await;
     let (c, base) = (client(), emu.base_url());
-    let too_long = "x".repeat(OPENAI_VIDEOS.prompt_max_chars + 1);
+    let too_long = "x".repeat(Api::OpenaiVideos.limits().prompt_max_chars + 1);
     let cases = [
         (json!({"prompt": "p", "size": "1920x1080"}), "size"),
         (

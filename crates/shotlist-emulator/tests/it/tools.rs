@@ -72,7 +72,7 @@ fn ffprobe_decodes_every_size_of_both_apis_at_the_requested_duration() {
             let seconds = [1, 20, 4, 12, 8, 5, 2, 16, 3][i % 9];
             let slate = Slate {
                 prompt: "A lighthouse beam sweeping across a stormy sea at dusk.",
-                model: api.limits().default_model,
+                model: &api.limits().default_model,
                 job_id: "task_ffprobe",
                 width: rule.size.width,
                 height: rule.size.height,

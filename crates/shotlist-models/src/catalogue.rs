@@ -1,0 +1,428 @@
+//! The catalogue: every video model shotlist knows, and the facts of the providers that
+//! serve them, as data (`catalogue.yaml` beside this crate, read at build time).
+//!
+//! Per model: its provider, the provider's own model id, sizes (with takes per job),
+//! durations, defaults, prompt length, price, and the source and date of every fact. Per
+//! provider: the default model, whether any model name is accepted (Azure deployment
+//! names, gateways), whether one job renders several takes, jobs at once, requests per
+//! minute and how long outputs are kept. Nothing here does I/O beyond parsing text.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{Api, SecondsRule, Size};
+
+/// The catalogue shipped with this build.
+pub const BUILTIN_TEXT: &str = include_str!("../catalogue.yaml");
+
+/// The format version of `catalogue.yaml` (and of `shotlist.models.yaml`).
+pub const VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalogue {
+    pub version: u32,
+    #[serde(default)]
+    pub providers: Vec<ProviderFacts>,
+    #[serde(default)]
+    pub models: Vec<Model>,
+}
+
+/// What a provider (one protocol) documents, whatever the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFacts {
+    pub api: Api,
+    /// The model a shot gets when neither it nor `defaults` names one.
+    pub default_model: String,
+    /// Whether a model name not in the catalogue is accepted (and checked against the
+    /// provider's models where it names a size only some of them take).
+    pub any_model_name: bool,
+    /// Whether one job renders several takes; when false, N takes are N jobs.
+    pub takes_per_job: bool,
+    pub max_running_jobs: usize,
+    pub requests_per_minute: u32,
+    /// How long a job's outputs stay downloadable, in seconds.
+    pub retention_seconds: u64,
+    pub sources: Vec<Source>,
+}
+
+/// One model, as one provider serves it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    /// The name a manifest uses (`model: sora-2`).
+    pub id: String,
+    pub provider: Api,
+    /// The provider's own id for it (what goes in the request).
+    pub provider_model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub sizes: Vec<SizeEntry>,
+    /// Size when neither the shot nor `defaults` names one; absent: a size is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_size: Option<Size>,
+    pub seconds: Seconds,
+    pub default_seconds: u32,
+    pub default_takes: u32,
+    pub prompt_chars: CharRange,
+    /// Absent: the price is unknown (never taken as free).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Price>,
+    pub sources: Vec<Source>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeEntry {
+    pub size: Size,
+    /// Most takes at this size: in one job where the provider renders several per job,
+    /// else in one shot (one job each).
+    pub max_takes: u32,
+}
+
+/// Accepted durations: `{min, max}` whole seconds, or `{one_of: [...]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seconds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_of: Option<Vec<u32>>,
+}
+
+impl Seconds {
+    /// The rule, or why this entry is not one.
+    pub fn rule(&self) -> Result<SecondsRule, String> {
+        match (self.min, self.max, &self.one_of) {
+            (Some(min), Some(max), None) if min >= 1 && min <= max => {
+                Ok(SecondsRule::Range { min, max })
+            }
+            (None, None, Some(values)) if !values.is_empty() && !values.contains(&0) => {
+                Ok(SecondsRule::OneOf(values.clone()))
+            }
+            _ => Err("`seconds` is `{min, max}` (1 <= min <= max) or `{one_of: [...]}`".into()),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CharRange {
+    pub min: usize,
+    pub max: usize,
+}
+
+/// Price per second of generated video (each take counts).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// ISO 4217 code, e.g. `USD`.
+    pub currency: String,
+    pub per_second: f64,
+    /// Sizes billed at another rate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_size: Vec<SizePrice>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizePrice {
+    pub sizes: Vec<Size>,
+    pub per_second: f64,
+}
+
+impl Price {
+    /// The rate for one second of video at `size`.
+    pub fn per_second_at(&self, size: Size) -> f64 {
+        self.by_size
+            .iter()
+            .find(|p| p.sizes.contains(&size))
+            .map_or(self.per_second, |p| p.per_second)
+    }
+}
+
+/// Where facts come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Which fields of the entry this source backs.
+    pub facts: Vec<String>,
+    pub url: String,
+    /// When the fact was read, `YYYY-MM-DD`.
+    pub date: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A catalogue that does not hold together, by entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogueProblem {
+    /// `models[3]` (`sora-2`), `providers[0]`.
+    pub entry: String,
+    pub message: String,
+}
+
+impl fmt::Display for CatalogueProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.entry, self.message)
+    }
+}
+
+/// Facts every model entry must back with a source.
+const MODEL_FACTS: &[&str] = &["sizes", "seconds", "prompt_chars", "price"];
+/// Facts every provider entry must back with a source.
+const PROVIDER_FACTS: &[&str] = &[
+    "max_running_jobs",
+    "requests_per_minute",
+    "retention_seconds",
+];
+
+impl Catalogue {
+    /// The catalogue shipped with this build, parsed once.
+    pub fn builtin() -> &'static Catalogue {
+        static BUILTIN: OnceLock<Catalogue> = OnceLock::new();
+        BUILTIN.get_or_init(|| {
+            let c: Catalogue =
+                serde_saphyr::from_str(BUILTIN_TEXT).expect("the built-in catalogue parses");
+            let problems = c.problems();
+            assert!(
+                problems.is_empty(),
+                "the built-in catalogue does not hold together: {problems:?}"
+            );
+            c
+        })
+    }
+
+    pub fn provider(&self, api: Api) -> &ProviderFacts {
+        self.providers
+            .iter()
+            .find(|p| p.api == api)
+            .expect("every API has a provider entry (checked by `problems`)")
+    }
+
+    /// The model a manifest's `model:` names on `api`: its catalogue id, or a dated
+    /// snapshot of one (`sora-2-pro-2025-10-06`). `None` for any other name.
+    pub fn find(&self, api: Api, name: &str) -> Option<&Model> {
+        self.models
+            .iter()
+            .filter(|m| m.provider == api)
+            .filter(|m| {
+                name == m.id
+                    || name
+                        .strip_prefix(m.id.as_str())
+                        .and_then(|rest| rest.strip_prefix('-'))
+                        .is_some_and(is_date)
+            })
+            .max_by_key(|m| m.id.len())
+    }
+
+    pub fn models_of(&self, api: Api) -> impl Iterator<Item = &Model> {
+        self.models.iter().filter(move |m| m.provider == api)
+    }
+
+    /// The provider's default model's entry.
+    pub fn default_model(&self, api: Api) -> &Model {
+        let name = &self.provider(api).default_model;
+        self.find(api, name)
+            .expect("every default model has an entry (checked by `problems`)")
+    }
+
+    /// Everything that keeps this catalogue from being used: unknown providers, models
+    /// without a source for a fact, defaults outside the model's own limits, ...
+    pub fn problems(&self) -> Vec<CatalogueProblem> {
+        let mut out = Vec::new();
+        let mut problem =
+            |entry: String, message: String| out.push(CatalogueProblem { entry, message });
+        if self.version != VERSION {
+            problem(
+                "version".into(),
+                format!("version {} is not {VERSION}", self.version),
+            );
+        }
+        for api in Api::ALL {
+            if !self.providers.iter().any(|p| p.api == api) {
+                problem("providers".into(), format!("no entry for `{api}`"));
+            }
+        }
+        for (i, p) in self.providers.iter().enumerate() {
+            let entry = format!("providers[{i}] (`{}`)", p.api);
+            if self.providers[..i].iter().any(|q| q.api == p.api) {
+                problem(entry.clone(), "listed twice".into());
+            }
+            if !self.models_of(p.api).any(|m| m.id == p.default_model) {
+                problem(
+                    entry.clone(),
+                    format!("default model `{}` has no entry", p.default_model),
+                );
+            }
+            if p.max_running_jobs == 0 || p.requests_per_minute == 0 {
+                problem(
+                    entry.clone(),
+                    "jobs at once and requests per minute are at least 1".into(),
+                );
+            }
+            for fact in PROVIDER_FACTS {
+                if !p.sources.iter().any(|s| s.facts.iter().any(|f| f == fact)) {
+                    problem(entry.clone(), format!("no source for `{fact}`"));
+                }
+            }
+            check_sources(&p.sources, &entry, &mut problem);
+        }
+        for (i, m) in self.models.iter().enumerate() {
+            let entry = format!("models[{i}] (`{}`)", m.id);
+            if !is_model_id(&m.id) {
+                problem(
+                    entry.clone(),
+                    "an id is 1-128 letters, digits and `-._/:`".into(),
+                );
+            }
+            if self.models[..i]
+                .iter()
+                .any(|o| o.id == m.id && o.provider == m.provider)
+            {
+                problem(entry.clone(), format!("listed twice for `{}`", m.provider));
+            }
+            if m.sizes.is_empty() {
+                problem(entry.clone(), "no sizes".into());
+            }
+            if m.sizes.iter().any(|s| s.max_takes == 0) {
+                problem(entry.clone(), "`max_takes` is at least 1".into());
+            }
+            if let Some(size) = m.default_size
+                && !m.sizes.iter().any(|s| s.size == size)
+            {
+                problem(
+                    entry.clone(),
+                    format!("default size {size} is not one of its sizes"),
+                );
+            }
+            match m.seconds.rule() {
+                Ok(rule) if !rule.allows(m.default_seconds) => problem(
+                    entry.clone(),
+                    format!("default of {} seconds is not allowed", m.default_seconds),
+                ),
+                Ok(_) => {}
+                Err(e) => problem(entry.clone(), e),
+            }
+            if m.default_takes == 0 {
+                problem(entry.clone(), "`default_takes` is at least 1".into());
+            }
+            if m.prompt_chars.min > m.prompt_chars.max || m.prompt_chars.max == 0 {
+                problem(
+                    entry.clone(),
+                    "`prompt_chars` is `{min, max}`, min <= max".into(),
+                );
+            }
+            if let Some(price) = &m.price {
+                let rates = std::iter::once(price.per_second)
+                    .chain(price.by_size.iter().map(|p| p.per_second));
+                if rates.into_iter().any(|r| !r.is_finite() || r < 0.0) {
+                    problem(entry.clone(), "a price is a number of at least 0".into());
+                }
+                if price.currency.len() != 3
+                    || !price.currency.bytes().all(|b| b.is_ascii_uppercase())
+                {
+                    problem(
+                        entry.clone(),
+                        "`currency` is an ISO 4217 code such as `USD`".into(),
+                    );
+                }
+            }
+            for fact in MODEL_FACTS {
+                if !m.sources.iter().any(|s| s.facts.iter().any(|f| f == fact)) {
+                    problem(entry.clone(), format!("no source for `{fact}`"));
+                }
+            }
+            check_sources(&m.sources, &entry, &mut problem);
+        }
+        out
+    }
+}
+
+fn check_sources(sources: &[Source], entry: &str, problem: &mut impl FnMut(String, String)) {
+    for s in sources {
+        if !is_date(&s.date) {
+            problem(
+                entry.to_owned(),
+                format!("source date `{}` is not YYYY-MM-DD", s.date),
+            );
+        }
+        if s.url.trim().is_empty() {
+            problem(entry.to_owned(), "a source has no url".into());
+        }
+    }
+}
+
+/// `YYYY-MM-DD`, by shape.
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+/// A model id as manifests write it (provider ids like `fal-ai/veo3.1` included).
+pub fn is_model_id(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._/:".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_catalogue_holds_together_and_backs_every_fact() {
+        let c = Catalogue::builtin();
+        assert!(c.problems().is_empty());
+        for api in Api::ALL {
+            let m = c.default_model(api);
+            assert_eq!(m.provider, api);
+        }
+    }
+
+    #[test]
+    fn dated_snapshots_find_their_model_and_other_names_none() {
+        let c = Catalogue::builtin();
+        let id = |name| c.find(Api::OpenaiVideos, name).map(|m| m.id.as_str());
+        assert_eq!(id("sora-2"), Some("sora-2"));
+        assert_eq!(id("sora-2-2025-10-06"), Some("sora-2"));
+        assert_eq!(id("sora-2-pro-2025-10-06"), Some("sora-2-pro"));
+        assert_eq!(id("sora-2-pro"), Some("sora-2-pro"));
+        assert_eq!(id("sora-2-preview"), None);
+        assert_eq!(id("my-gateway-model"), None);
+        assert_eq!(c.find(Api::AzureJobs, "sora-2").map(|m| &m.id), None);
+    }
+
+    #[test]
+    fn a_broken_entry_is_named_with_what_is_wrong() {
+        let text = BUILTIN_TEXT.replace("default_seconds: 4\n", "default_seconds: 5\n");
+        let c: Catalogue = serde_saphyr::from_str(&text).unwrap();
+        let problems = c.problems();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.entry.contains("sora-2") && p.message.contains("5 seconds")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn prices_by_size() {
+        let c = Catalogue::builtin();
+        let pro = c.find(Api::OpenaiVideos, "sora-2-pro").unwrap();
+        let price = pro.price.as_ref().unwrap();
+        assert_eq!(price.per_second_at(Size::new(1280, 720)), 0.30);
+        assert_eq!(price.per_second_at(Size::new(1792, 1024)), 0.50);
+        assert!(c.find(Api::AzureJobs, "sora").unwrap().price.is_none());
+    }
+}
