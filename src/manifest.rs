@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+use crate::catalogue::{BoardModels, Catalogue};
 use crate::diagnostic::{Diagnostics, Problem, did_you_mean};
 use crate::limits::{Api, ApiLimits, Size};
 use crate::shot::Shot;
@@ -48,6 +49,8 @@ pub struct Storyboard {
     /// Output folder, relative to `dir`, never absolute and never with `..`.
     pub output: PathBuf,
     pub shots: Vec<Shot>,
+    /// The shipped catalogue with the board's own models (`shotlist.models.yaml`).
+    pub catalogue: Arc<Catalogue>,
 }
 
 impl Storyboard {
@@ -64,6 +67,9 @@ impl Storyboard {
         self.dir.join(&self.output)
     }
 }
+
+/// A board's own models, beside its manifest.
+pub const MODELS_FILE: &str = "shotlist.models.yaml";
 
 /// `shotlist.yaml` → `shotlist.lock`.
 pub fn lockfile_path_for(manifest: &Path) -> PathBuf {
@@ -86,6 +92,87 @@ pub enum LoadError {
     Invalid(Diagnostics),
 }
 
+/// Reads the board's own models (`shotlist.models.yaml` in `dir`), if it has any, into
+/// the catalogue; every problem is reported at its line and column in that file.
+pub fn board_catalogue(dir: &Path) -> Result<Arc<Catalogue>, LoadError> {
+    let builtin = Catalogue::builtin();
+    let path = dir.join(MODELS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Arc::new(builtin.clone()));
+        }
+        Err(source) => return Err(LoadError::Read { path, source }),
+    };
+    let invalid = |text: String, problems: Vec<Problem>| {
+        LoadError::Invalid(Diagnostics::new(&path, Arc::new(text), problems))
+    };
+    let board: BoardModels = match serde_saphyr::from_str_with_options(&text, yaml::options()) {
+        Ok(b) => b,
+        Err(e) => {
+            let span = yaml::error_span(&e, &text);
+            let message = yaml::clean_message(&e.without_snippet().to_string());
+            let problem = Problem::new(span, format!("invalid models file: {message}"))
+                .label("here")
+                .help("each model is an entry like those of `shotlist models --json`");
+            return Err(invalid(text, vec![problem]));
+        }
+    };
+    let tree = yaml::parse(&text).ok();
+    let mut problems = Vec::new();
+    if board.version != crate::catalogue::VERSION {
+        let span = tree
+            .as_ref()
+            .and_then(|t| map_get(t, "version"))
+            .map_or(0..0, |n| n.span.clone());
+        problems.push(
+            Problem::new(
+                span,
+                format!("unsupported models file `version: {}`", board.version),
+            )
+            .help(format!("write `version: {}`", crate::catalogue::VERSION)),
+        );
+    }
+    let own = Catalogue {
+        version: crate::catalogue::VERSION,
+        providers: builtin.providers.clone(),
+        models: board.models.clone(),
+    };
+    for (i, m) in board.models.iter().enumerate() {
+        for p in own.model_problems(i, m, false) {
+            let item = tree
+                .as_ref()
+                .and_then(|t| map_get(t, "models"))
+                .and_then(|n| match &n.value {
+                    Value::Seq(items) => items.get(i),
+                    _ => None,
+                });
+            let span = item
+                .and_then(|n| p.field.and_then(|f| map_get(n, f)).or(Some(n)))
+                .map_or(0..0, |n| n.span.clone());
+            problems.push(
+                Problem::new(span, format!("model `{}`: {}", m.id, p.message))
+                    .help("see `shotlist models` for the shape of a model entry"),
+            );
+        }
+    }
+    if !problems.is_empty() {
+        return Err(invalid(text, problems));
+    }
+    Ok(Arc::new(builtin.with_models(&board.models)))
+}
+
+/// The value of `key` in a YAML mapping node.
+fn map_get<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+    match &node.value {
+        Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v),
+        _ => None,
+    }
+}
+
 /// Reads and validates a manifest file.
 pub fn load(path: &Path) -> Result<Storyboard, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
@@ -104,9 +191,11 @@ pub fn parse(path: &Path, text: String) -> Result<Storyboard, LoadError> {
     } else {
         dir
     };
+    let catalogue = board_catalogue(&dir)?;
     let mut reader = Reader {
         problems: Vec::new(),
         dir: &dir,
+        catalogue: &catalogue,
     };
     let result = match yaml::parse(&source) {
         Ok(root) => reader.manifest(&root),
@@ -126,6 +215,7 @@ pub fn parse(path: &Path, text: String) -> Result<Storyboard, LoadError> {
             api,
             output,
             shots,
+            catalogue: Arc::clone(&catalogue),
         }),
         _ => Err(LoadError::Invalid(Diagnostics::new(
             path,
@@ -154,6 +244,7 @@ struct Defaults {
 struct Reader<'a> {
     problems: Vec<Problem>,
     dir: &'a Path,
+    catalogue: &'a Catalogue,
 }
 
 impl Reader<'_> {
@@ -227,7 +318,7 @@ impl Reader<'_> {
 
         // Limits depend on the api; with an unknown api, check against the default one
         // so other problems are still reported.
-        let limits = api.unwrap_or(Api::AzureJobs).limits();
+        let limits = &ApiLimits::from_catalogue(self.catalogue, api.unwrap_or(Api::AzureJobs));
         let defaults = match fields.get("defaults") {
             None => Defaults::default(),
             Some(node) => self.defaults(node, limits),
@@ -485,6 +576,22 @@ impl Reader<'_> {
         if let (Some(size), Some(model)) = (&d.size, &d.model) {
             self.model_for_size(size, model, limits);
         }
+        // What every shot inherits is checked once, here, against the model it goes with.
+        let model = d.model.clone().unwrap_or(At {
+            value: limits.default_model.clone(),
+            span: 0..0,
+        });
+        if let Some(entry) = self.catalogue.find(limits.api, &model.value) {
+            let own = ApiLimits::for_model(self.catalogue, entry);
+            self.model_limits(
+                &own,
+                limits,
+                &model,
+                d.size.as_ref(),
+                d.seconds.as_ref(),
+                d.variants.as_ref(),
+            );
+        }
         d
     }
 
@@ -596,9 +703,16 @@ impl Reader<'_> {
                 span: at_shot.clone(),
             })),
         };
+        // A model the catalogue knows brings its own limits and defaults; other names
+        // (deployments, a gateway's names) are held to the API's.
+        let own = model
+            .as_ref()
+            .and_then(|m| self.catalogue.find(limits.api, &m.value))
+            .map(|entry| ApiLimits::for_model(self.catalogue, entry));
+        let own_limits = own.as_ref().unwrap_or(limits);
         let size = match f.get("size") {
             Some(n) => self.size(n, limits),
-            None => match (&defaults.size, limits.default_size) {
+            None => match (&defaults.size, own_limits.default_size) {
                 (Some(d), _) => Some(d.clone()),
                 (None, Some(size)) => Some(At {
                     value: size,
@@ -619,14 +733,14 @@ impl Reader<'_> {
         let seconds = match f.get("seconds") {
             Some(n) => self.seconds(n, limits),
             None => Some(defaults.seconds.clone().unwrap_or(At {
-                value: limits.default_seconds,
+                value: own_limits.default_seconds,
                 span: at_shot.clone(),
             })),
         };
         let variants = match f.get("variants") {
             Some(n) => self.variants(n, limits),
             None => Some(defaults.variants.clone().unwrap_or(At {
-                value: limits.default_variants,
+                value: own_limits.default_variants,
                 span: at_shot.clone(),
             })),
         };
@@ -658,8 +772,25 @@ impl Reader<'_> {
         {
             self.model_for_size(size, model, limits);
         }
+        if let (Some(own), Some(model)) = (&own, &model) {
+            // Checked in `defaults` when both the value and the model are inherited.
+            let from_defaults = |key: &str, d: bool| inherited(key, d) && !f.contains_key("model");
+            self.model_limits(
+                own,
+                limits,
+                model,
+                size.as_ref()
+                    .filter(|_| !from_defaults("size", defaults.size.is_some())),
+                seconds
+                    .as_ref()
+                    .filter(|_| !from_defaults("seconds", defaults.seconds.is_some())),
+                variants
+                    .as_ref()
+                    .filter(|_| !from_defaults("variants", defaults.variants.is_some())),
+            );
+        }
 
-        let prompt = prompt.and_then(|p| self.final_prompt(p, style.as_ref(), limits))?;
+        let prompt = prompt.and_then(|p| self.final_prompt(p, style.as_ref(), own_limits))?;
         Some(Shot::new(
             id?,
             prompt,
@@ -700,6 +831,83 @@ impl Reader<'_> {
             p = p.related(size.span.clone(), "size");
         }
         self.problems.push(p);
+    }
+
+    /// A catalogue model's own limits, for what the API's check let through: a size other
+    /// models of the API take, a duration or a number of takes this model does not.
+    fn model_limits(
+        &mut self,
+        own: &ApiLimits,
+        api: &ApiLimits,
+        model: &At<String>,
+        size: Option<&At<Size>>,
+        seconds: Option<&At<u32>>,
+        variants: Option<&At<u32>>,
+    ) {
+        let name = &model.value;
+        let related = |p: Problem| {
+            if model.span.is_empty() {
+                p
+            } else {
+                p.related(model.span.clone(), "model")
+            }
+        };
+        let mut size_ok = true;
+        if let Some(size) = size
+            && own.size_rule(size.value).is_none()
+            && !api
+                .size_rule(size.value)
+                .is_some_and(|r| api.model_excluded(name, r))
+        {
+            size_ok = false;
+            self.problems.push(related(
+                Problem::new(
+                    size.span.clone(),
+                    format!("model `{name}` takes no size {}", size.value),
+                )
+                .label("not this model's size")
+                .help(format!("sizes of `{name}`: {}", own.sizes_list())),
+            ));
+        }
+        if let Some(seconds) = seconds
+            && !own.seconds.allows(seconds.value)
+            && api.seconds.allows(seconds.value)
+        {
+            self.problems.push(related(
+                Problem::new(
+                    seconds.span.clone(),
+                    format!("{} seconds is out of range for `{name}`", seconds.value),
+                )
+                .label("out of range")
+                .help(format!(
+                    "`{name}` allows {} seconds",
+                    own.seconds.describe()
+                )),
+            ));
+        }
+        if let (Some(size), Some(variants)) = (size, variants)
+            && size_ok
+            && let Some(rule) = own.size_rule(size.value)
+            && variants.value > rule.max_variants
+            && api
+                .size_rule(size.value)
+                .is_some_and(|r| variants.value <= r.max_variants)
+        {
+            self.problems.push(related(
+                Problem::new(
+                    variants.span.clone(),
+                    format!(
+                        "{} variants is too many for `{name}` at {}",
+                        variants.value, size.value
+                    ),
+                )
+                .label("too many")
+                .help(format!(
+                    "`{name}` allows at most {} at {}",
+                    rule.max_variants, size.value
+                )),
+            ));
+        }
     }
 
     fn model_for_size(&mut self, size: &At<Size>, model: &At<String>, limits: &ApiLimits) {

@@ -49,10 +49,21 @@ pub struct Args {
     /// Do not log requests.
     #[arg(long)]
     pub quiet: bool,
+    /// Also serve the models of the board in DIR (its `shotlist.models.yaml`).
+    #[arg(long, value_name = "DIR")]
+    pub board: Option<std::path::PathBuf>,
 }
 
 pub async fn execute(args: Args) -> miette::Result<ExitCode> {
+    let catalogue = match &args.board {
+        Some(dir) => match crate::manifest::board_catalogue(dir) {
+            Ok(c) => c,
+            Err(err) => return Ok(super::report_load_error(err)),
+        },
+        None => std::sync::Arc::new(crate::catalogue::Catalogue::builtin().clone()),
+    };
     let cfg = EmulatorConfig {
+        catalogue,
         listen: args.listen,
         api_key: args.api_key,
         rpm: args.rpm,

@@ -324,6 +324,7 @@ async fn start_local(
         rpm: args.rpm,
         max_running: usize::from(args.jobs),
         log_requests: false,
+        catalogue: std::sync::Arc::clone(&storyboard.catalogue),
         ..EmulatorConfig::default()
     })
     .await

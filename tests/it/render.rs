@@ -791,3 +791,95 @@ async fn a_symlinked_output_folder_is_refused() {
     assert_eq!(stats(&emu).requests_total, 0);
     emu.shutdown().await;
 }
+
+const BOARD_MODELS: &str = "version: 1
+models:
+  - id: lantern-v1
+    provider: azure-jobs
+    provider_model: lantern-v1
+    sizes:
+      - { size: 640x360, max_takes: 2 }
+      - { size: 480x480, max_takes: 1 }
+    seconds: { one_of: [3, 6] }
+    default_seconds: 6
+    default_takes: 1
+    prompt_chars: { min: 1, max: 200 }
+    price: { currency: USD, per_second: 0.05 }
+";
+
+/// A model added in `shotlist.models.yaml` (its own sizes and durations) is validated
+/// against, located, and rendered on the emulator, with no code change (issue 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_added_in_the_board_models_file_validates_and_renders() {
+    let p = Project::new(
+        "version: 1\ndefaults:\n  model: lantern-v1\nshots:\n  - id: a\n    prompt: A lantern on a pier.\n    size: 640x360\n    variants: 2\n  - id: b\n    prompt: A lantern in the fog.\n    size: 480x480\n    seconds: 3\n",
+    );
+    std::fs::write(p.path("shotlist.models.yaml"), BOARD_MODELS).unwrap();
+    let validate = |manifest: &str| {
+        std::fs::write(p.path("check.yaml"), manifest).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_shotlist"))
+            .current_dir(p.dir.path())
+            .args(["validate", "check.yaml"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let bad = validate(
+        "version: 1\nshots:\n  - id: a\n    prompt: x\n    model: lantern-v1\n    size: 1280x720\n  - id: b\n    prompt: y\n    model: lantern-v1\n    size: 480x480\n    seconds: 5\n  - id: c\n    prompt: z\n    size: 640x360\n",
+    );
+    assert_eq!(code(&bad), 3, "{}", text(&bad));
+    for (at, message) in [
+        ("check.yaml:6:11", "size 1280x720 needs model `sora`"),
+        (
+            "check.yaml:11:14",
+            "5 seconds is out of range for `lantern-v1`",
+        ),
+        ("check.yaml:14:11", "size 640x360 needs model `lantern-v1`"),
+    ] {
+        assert!(
+            text(&bad).contains(at) && text(&bad).contains(message),
+            "{at} {message}: {}",
+            text(&bad)
+        );
+    }
+
+    let catalogue = shotlist::manifest::board_catalogue(p.dir.path()).unwrap();
+    let emu = emulator(EmulatorConfig {
+        catalogue,
+        ..emulator_config()
+    })
+    .await;
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(stats(&emu).jobs_created, 2);
+    for name in ["a.mp4", "a-2.mp4", "b.mp4"] {
+        assert!(
+            p.path("renders").join(name).is_file(),
+            "{name}: {}",
+            text(&out)
+        );
+    }
+    let lock = p.lock();
+    assert_eq!(
+        lock.shots["a"].request["n_seconds"], 6,
+        "the model's own default"
+    );
+    assert_eq!(lock.shots["a"].request["width"], 640);
+    p.assert_outputs_match_lock();
+
+    // A models file that does not hold together is refused, located, before any request.
+    std::fs::write(
+        p.path("shotlist.models.yaml"),
+        BOARD_MODELS.replace("{ one_of: [3, 6] }", "{ min: 9, max: 3 }"),
+    )
+    .unwrap();
+    let out = p.render(&emu, &[]).await;
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(
+        text(&out).contains("shotlist.models.yaml:9:14") && text(&out).contains("`seconds` is"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(stats(&emu).jobs_created, 2);
+    emu.shutdown().await;
+}

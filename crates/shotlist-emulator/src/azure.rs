@@ -203,8 +203,7 @@ fn string_field(body: &Value, name: &str) -> Result<String, ApiError> {
 }
 
 /// Validates a create body against the limits table.
-fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<JobSpec, ApiError> {
-    let limits = Api::AzureJobs.limits();
+fn parse_create(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<JobSpec, ApiError> {
     let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -233,6 +232,15 @@ fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<JobSpec, ApiError> {
         ));
     }
     let prompt = string_field(&body, "prompt")?;
+    let model = string_field(&body, "model")?;
+    if model.trim().is_empty() {
+        return Err(ApiError::invalid(
+            FLAVOR,
+            "model",
+            "`model` (the deployment name) must not be empty.",
+        ));
+    }
+    let limits = &app.limits_for(Api::AzureJobs, &model);
     let chars = prompt.chars().count();
     if chars < limits.prompt_min_chars || chars > limits.prompt_max_chars {
         return Err(ApiError::invalid(
@@ -242,14 +250,6 @@ fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<JobSpec, ApiError> {
                 "The prompt has {chars} characters; it must have from {} to {} characters.",
                 limits.prompt_min_chars, limits.prompt_max_chars
             ),
-        ));
-    }
-    let model = string_field(&body, "model")?;
-    if model.trim().is_empty() {
-        return Err(ApiError::invalid(
-            FLAVOR,
-            "model",
-            "`model` (the deployment name) must not be empty.",
         ));
     }
     let width = int_field(&body, "width", None)?;
@@ -304,7 +304,7 @@ async fn create_job(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let spec = parse_create(&headers, &body)?;
+    let spec = parse_create(&app, &headers, &body)?;
     let job = app.create_job(spec, FLAVOR)?;
     Ok(axum::Json(job_json(&app, &job)).into_response())
 }

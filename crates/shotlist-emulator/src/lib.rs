@@ -10,6 +10,9 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use shotlist_models::catalogue::Catalogue;
 use shotlist_models::limits::Api;
 
 mod assets;
@@ -60,6 +63,9 @@ pub struct EmulatorConfig {
     pub moderation_word: Option<String>,
     /// One line per request on stderr.
     pub log_requests: bool,
+    /// The models it serves and their limits: the shipped catalogue, or a board's (with
+    /// its `shotlist.models.yaml`), so a model added there renders with no code change.
+    pub catalogue: Arc<Catalogue>,
 }
 
 impl Default for EmulatorConfig {
@@ -76,6 +82,7 @@ impl Default for EmulatorConfig {
             faults: FaultSpec::none(),
             moderation_word: Some(DEFAULT_MODERATION_WORD.to_owned()),
             log_requests: false,
+            catalogue: Arc::new(Catalogue::builtin().clone()),
         }
     }
 }

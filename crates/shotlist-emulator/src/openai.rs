@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use shotlist_models::limits::{Api, Size};
+use shotlist_models::limits::{Api, ApiLimits, Size};
 
 use super::assets::{self, AssetKind};
 use super::content::Serve;
@@ -211,8 +211,7 @@ fn quoted_list(items: impl Iterator<Item = String>) -> String {
     }
 }
 
-fn check_prompt(prompt: Option<Value>) -> Result<String, ApiError> {
-    let limits = Api::OpenaiVideos.limits();
+fn check_prompt(prompt: Option<Value>, limits: &ApiLimits) -> Result<String, ApiError> {
     let Some(prompt) = string(prompt, "prompt", "a string")? else {
         return Err(ApiError::new(
             FLAVOR,
@@ -233,12 +232,12 @@ fn check_prompt(prompt: Option<Value>) -> Result<String, ApiError> {
 }
 
 /// Validates a create request against the limits table.
-fn parse_create(fields: Fields) -> Result<JobSpec, ApiError> {
-    let limits = Api::OpenaiVideos.limits();
-    let prompt = check_prompt(fields.prompt)?;
+fn parse_create(app: &App, fields: Fields) -> Result<JobSpec, ApiError> {
     let model = string(fields.model, "model", "a string")?
-        .unwrap_or_else(|| limits.default_model.to_owned());
-    let seconds_list = || quoted_list(limits_seconds().into_iter().map(|s| s.to_string()));
+        .unwrap_or_else(|| Api::OpenaiVideos.limits().default_model.to_owned());
+    let limits = &app.limits_for(Api::OpenaiVideos, &model);
+    let prompt = check_prompt(fields.prompt, limits)?;
+    let seconds_list = || quoted_list(limits_seconds(limits).into_iter().map(|s| s.to_string()));
     let seconds = match fields.seconds {
         None | Some(Value::Null) => limits.default_seconds,
         Some(Value::String(s)) => s
@@ -326,8 +325,8 @@ fn parse_create(fields: Fields) -> Result<JobSpec, ApiError> {
     })
 }
 
-fn limits_seconds() -> Vec<u32> {
-    match &Api::OpenaiVideos.limits().seconds {
+fn limits_seconds(limits: &ApiLimits) -> Vec<u32> {
+    match &limits.seconds {
         shotlist_models::limits::SecondsRule::OneOf(values) => values.clone(),
         shotlist_models::limits::SecondsRule::Range { min, max } => (*min..=*max).collect(),
     }
@@ -362,7 +361,7 @@ fn check_reference(
 
 async fn create(State(app): State<Arc<App>>, req: Request) -> Result<Response, ApiError> {
     let fields = read_fields(&app, req).await?;
-    let spec = parse_create(fields)?;
+    let spec = parse_create(&app, fields)?;
     let job = app.create_job(spec, FLAVOR)?;
     Ok(axum::Json(video_json(&app, &job)).into_response())
 }
@@ -383,7 +382,10 @@ async fn remix(
         )
         .code_as("invalid_request"));
     }
-    let prompt = check_prompt(fields.prompt)?;
+    let prompt = check_prompt(
+        fields.prompt,
+        &app.limits_for(Api::OpenaiVideos, &source.spec.model),
+    )?;
     let spec = JobSpec {
         prompt,
         remixed_from: Some(source.id.clone()),

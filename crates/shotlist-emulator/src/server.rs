@@ -18,6 +18,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use shotlist_models::catalogue::Catalogue;
+use shotlist_models::limits::{Api, ApiLimits};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +43,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct App {
+    pub catalogue: Arc<Catalogue>,
     pub api_key: Option<String>,
     pub moderation_word: Option<String>,
     pub log_requests: bool,
@@ -54,6 +57,15 @@ pub struct App {
 }
 
 impl App {
+    /// The limits a create for `model` on `api` is checked against: the model's own when
+    /// the catalogue knows it, else the API's (deployment names, gateway names).
+    pub fn limits_for(&self, api: Api, model: &str) -> ApiLimits {
+        match self.catalogue.find(api, model) {
+            Some(entry) => ApiLimits::for_model(&self.catalogue, entry),
+            None => ApiLimits::from_catalogue(&self.catalogue, api),
+        }
+    }
+
     pub fn now(&self) -> EmuMillis {
         self.clock.now()
     }
@@ -307,6 +319,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<Running, EmulatorError> {
             source,
         })?;
     let app = Arc::new(App {
+        catalogue: cfg.catalogue,
         api_key: cfg.api_key.filter(|k| !k.is_empty()),
         moderation_word: cfg.moderation_word,
         log_requests: cfg.log_requests,

@@ -30,6 +30,14 @@ pub struct Catalogue {
     pub models: Vec<Model>,
 }
 
+/// A board's own models: `shotlist.models.yaml` beside the manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardModels {
+    pub version: u32,
+    pub models: Vec<Model>,
+}
+
 /// What a provider (one protocol) documents, whatever the model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +79,8 @@ pub struct Model {
     /// Absent: the price is unknown (never taken as free).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Price>,
+    /// Required in the shipped catalogue; optional in a board's own models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<Source>,
 }
 
@@ -164,6 +174,8 @@ pub struct Source {
 pub struct CatalogueProblem {
     /// `models[3]` (`sora-2`), `providers[0]`.
     pub entry: String,
+    /// The field at fault, when one is.
+    pub field: Option<&'static str>,
     pub message: String,
 }
 
@@ -211,13 +223,7 @@ impl Catalogue {
         self.models
             .iter()
             .filter(|m| m.provider == api)
-            .filter(|m| {
-                name == m.id
-                    || name
-                        .strip_prefix(m.id.as_str())
-                        .and_then(|rest| rest.strip_prefix('-'))
-                        .is_some_and(is_date)
-            })
+            .filter(|m| names_model(name, &m.id))
             .max_by_key(|m| m.id.len())
     }
 
@@ -232,12 +238,42 @@ impl Catalogue {
             .expect("every default model has an entry (checked by `problems`)")
     }
 
+    /// This catalogue with a board's own models (`shotlist.models.yaml`): an entry with
+    /// the id and provider of a known model replaces it, any other is added.
+    pub fn with_models(&self, extra: &[Model]) -> Catalogue {
+        let mut merged = self.clone();
+        for m in extra {
+            match merged
+                .models
+                .iter_mut()
+                .find(|o| o.id == m.id && o.provider == m.provider)
+            {
+                Some(slot) => *slot = m.clone(),
+                None => merged.models.push(m.clone()),
+            }
+        }
+        merged
+    }
+
     /// Everything that keeps this catalogue from being used: unknown providers, models
     /// without a source for a fact, defaults outside the model's own limits, ...
     pub fn problems(&self) -> Vec<CatalogueProblem> {
+        let mut out = self.provider_problems();
+        for (i, m) in self.models.iter().enumerate() {
+            out.extend(self.model_problems(i, m, true));
+        }
+        out
+    }
+
+    fn provider_problems(&self) -> Vec<CatalogueProblem> {
         let mut out = Vec::new();
-        let mut problem =
-            |entry: String, message: String| out.push(CatalogueProblem { entry, message });
+        let mut problem = |entry: String, message: String| {
+            out.push(CatalogueProblem {
+                entry,
+                field: None,
+                message,
+            })
+        };
         if self.version != VERSION {
             problem(
                 "version".into(),
@@ -273,72 +309,93 @@ impl Catalogue {
             }
             check_sources(&p.sources, &entry, &mut problem);
         }
-        for (i, m) in self.models.iter().enumerate() {
-            let entry = format!("models[{i}] (`{}`)", m.id);
-            if !is_model_id(&m.id) {
-                problem(
-                    entry.clone(),
-                    "an id is 1-128 letters, digits and `-._/:`".into(),
-                );
+        out
+    }
+
+    /// What is wrong with model `i` (`m`), as an entry of this catalogue. A board's own
+    /// models need no sources (`require_sources: false`); the shipped ones do.
+    pub fn model_problems(
+        &self,
+        i: usize,
+        m: &Model,
+        require_sources: bool,
+    ) -> Vec<CatalogueProblem> {
+        let mut out = Vec::new();
+        let mut problem = |field: &'static str, message: String| {
+            out.push(CatalogueProblem {
+                entry: format!("models[{i}] (`{}`)", m.id),
+                field: Some(field),
+                message,
+            })
+        };
+        if !is_model_id(&m.id) {
+            problem("id", "an id is 1-128 letters, digits and `-._/:`".into());
+        }
+        if self.models[..i.min(self.models.len())]
+            .iter()
+            .any(|o| o.id == m.id && o.provider == m.provider)
+        {
+            problem("id", format!("listed twice for `{}`", m.provider));
+        }
+        if m.sizes.is_empty() {
+            problem("sizes", "no sizes".into());
+        }
+        if m.sizes.iter().any(|s| s.max_takes == 0) {
+            problem("sizes", "`max_takes` is at least 1".into());
+        }
+        if let Some(size) = m.default_size
+            && !m.sizes.iter().any(|s| s.size == size)
+        {
+            problem(
+                "default_size",
+                format!("default size {size} is not one of its sizes"),
+            );
+        }
+        match m.seconds.rule() {
+            Ok(rule) if !rule.allows(m.default_seconds) => problem(
+                "default_seconds",
+                format!("default of {} seconds is not allowed", m.default_seconds),
+            ),
+            Ok(_) => {}
+            Err(e) => problem("seconds", e),
+        }
+        if m.default_takes == 0 {
+            problem("default_takes", "`default_takes` is at least 1".into());
+        }
+        if m.prompt_chars.min > m.prompt_chars.max || m.prompt_chars.max == 0 {
+            problem(
+                "prompt_chars",
+                "`prompt_chars` is `{min, max}`, min <= max".into(),
+            );
+        }
+        if let Some(price) = &m.price {
+            let rates =
+                std::iter::once(price.per_second).chain(price.by_size.iter().map(|p| p.per_second));
+            if rates.into_iter().any(|r| !r.is_finite() || r < 0.0) {
+                problem("price", "a price is a number of at least 0".into());
             }
-            if self.models[..i]
-                .iter()
-                .any(|o| o.id == m.id && o.provider == m.provider)
+            if price.currency.len() != 3 || !price.currency.bytes().all(|b| b.is_ascii_uppercase())
             {
-                problem(entry.clone(), format!("listed twice for `{}`", m.provider));
-            }
-            if m.sizes.is_empty() {
-                problem(entry.clone(), "no sizes".into());
-            }
-            if m.sizes.iter().any(|s| s.max_takes == 0) {
-                problem(entry.clone(), "`max_takes` is at least 1".into());
-            }
-            if let Some(size) = m.default_size
-                && !m.sizes.iter().any(|s| s.size == size)
-            {
                 problem(
-                    entry.clone(),
-                    format!("default size {size} is not one of its sizes"),
+                    "price",
+                    "`currency` is an ISO 4217 code such as `USD`".into(),
                 );
             }
-            match m.seconds.rule() {
-                Ok(rule) if !rule.allows(m.default_seconds) => problem(
-                    entry.clone(),
-                    format!("default of {} seconds is not allowed", m.default_seconds),
-                ),
-                Ok(_) => {}
-                Err(e) => problem(entry.clone(), e),
-            }
-            if m.default_takes == 0 {
-                problem(entry.clone(), "`default_takes` is at least 1".into());
-            }
-            if m.prompt_chars.min > m.prompt_chars.max || m.prompt_chars.max == 0 {
-                problem(
-                    entry.clone(),
-                    "`prompt_chars` is `{min, max}`, min <= max".into(),
-                );
-            }
-            if let Some(price) = &m.price {
-                let rates = std::iter::once(price.per_second)
-                    .chain(price.by_size.iter().map(|p| p.per_second));
-                if rates.into_iter().any(|r| !r.is_finite() || r < 0.0) {
-                    problem(entry.clone(), "a price is a number of at least 0".into());
-                }
-                if price.currency.len() != 3
-                    || !price.currency.bytes().all(|b| b.is_ascii_uppercase())
-                {
-                    problem(
-                        entry.clone(),
-                        "`currency` is an ISO 4217 code such as `USD`".into(),
-                    );
-                }
-            }
+        }
+        if require_sources {
             for fact in MODEL_FACTS {
                 if !m.sources.iter().any(|s| s.facts.iter().any(|f| f == fact)) {
-                    problem(entry.clone(), format!("no source for `{fact}`"));
+                    problem("sources", format!("no source for `{fact}`"));
                 }
             }
-            check_sources(&m.sources, &entry, &mut problem);
+        }
+        for s in &m.sources {
+            if !is_date(&s.date) {
+                problem(
+                    "sources",
+                    format!("source date `{}` is not YYYY-MM-DD", s.date),
+                );
+            }
         }
         out
     }
@@ -356,6 +413,16 @@ fn check_sources(sources: &[Source], entry: &str, problem: &mut impl FnMut(Strin
             problem(entry.to_owned(), "a source has no url".into());
         }
     }
+}
+
+/// Whether a manifest's `model: name` means catalogue model `id`: the id itself, or a
+/// dated snapshot of it (`sora-2-pro-2025-10-06`).
+pub fn names_model(name: &str, id: &str) -> bool {
+    name == id
+        || name
+            .strip_prefix(id)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(is_date)
 }
 
 /// `YYYY-MM-DD`, by shape.

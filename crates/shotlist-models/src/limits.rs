@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::catalogue::Catalogue;
+use crate::catalogue::{Catalogue, Model};
 
 /// Which service protocol a manifest's shots are rendered with.
 #[derive(
@@ -179,6 +179,8 @@ pub struct ApiLimits {
     pub requests_per_minute: u32,
     /// How long jobs and their content stay downloadable, in seconds.
     pub retention_seconds: u64,
+    /// The catalogue ids of this API's models (for [`ApiLimits::model_excluded`]).
+    pub known_models: Vec<String>,
 }
 
 impl ApiLimits {
@@ -246,6 +248,40 @@ impl ApiLimits {
             max_running_jobs: provider.max_running_jobs,
             requests_per_minute: provider.requests_per_minute,
             retention_seconds: provider.retention_seconds,
+            known_models: models.iter().map(|m| m.id.clone()).collect(),
+        }
+    }
+
+    /// The limits of one model alone: its sizes, durations, takes and prompt length, with
+    /// its provider's facts.
+    pub fn for_model(catalogue: &Catalogue, model: &Model) -> ApiLimits {
+        let provider = catalogue.provider(model.provider);
+        ApiLimits {
+            api: model.provider,
+            default_model: model.id.clone(),
+            sizes: model
+                .sizes
+                .iter()
+                .map(|e| SizeRule {
+                    size: e.size,
+                    max_variants: e.max_takes,
+                    only_models: Vec::new(),
+                })
+                .collect(),
+            default_size: model.default_size,
+            seconds: model
+                .seconds
+                .rule()
+                .unwrap_or(SecondsRule::OneOf(vec![model.default_seconds])),
+            default_seconds: model.default_seconds,
+            default_variants: model.default_takes,
+            variants_per_job: provider.takes_per_job,
+            prompt_min_chars: model.prompt_chars.min,
+            prompt_max_chars: model.prompt_chars.max,
+            max_running_jobs: provider.max_running_jobs,
+            requests_per_minute: provider.requests_per_minute,
+            retention_seconds: provider.retention_seconds,
+            known_models: vec![model.id.clone()],
         }
     }
 
@@ -256,9 +292,12 @@ impl ApiLimits {
         if rule.only_models.is_empty() {
             return false;
         }
-        Catalogue::builtin()
-            .find(self.api, model)
-            .is_some_and(|m| !rule.only_models.contains(&m.id))
+        // The longest id the name means (`sora-2-pro-...` is `sora-2-pro`, not `sora-2`).
+        self.known_models
+            .iter()
+            .filter(|id| crate::catalogue::names_model(model, id))
+            .max_by_key(|id| id.len())
+            .is_some_and(|id| !rule.only_models.contains(id))
     }
 }
 
