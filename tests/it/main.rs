@@ -5,3 +5,4 @@ mod corpus;
 mod emulator_cli;
 mod render;
 mod schema;
+mod upgrade;

@@ -1,0 +1,85 @@
+//! Lockfiles written by earlier releases keep working: boards rendered by shotlist 0.1.0
+//! (`tests/fixtures/lockfile-0.1/`, lockfile version 1 with no revision) read with
+//! today's code, and nothing in them is rendered or downloaded again.
+
+use std::path::{Path, PathBuf};
+
+use shotlist::lockfile::Lockfile;
+use shotlist::plan::{self, Action};
+
+/// The host the fixtures were rendered against (`shotlist emulator --listen ...`).
+const FIXTURE_ENDPOINT: &str = "127.0.0.1:18089";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A copy of fixture board `name`, so no test writes into the repository.
+fn board(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/lockfile-0.1")
+        .join(name);
+    copy_dir(&from, dir.path());
+    let manifest = dir.path().join("shotlist.yaml");
+    (dir, manifest)
+}
+
+fn options() -> plan::Options {
+    plan::Options {
+        endpoint: FIXTURE_ENDPOINT.into(),
+        verify: true,
+        force: false,
+        only: Vec::new(),
+        tags: Vec::new(),
+        now: None,
+    }
+}
+
+#[test]
+fn lockfile_of_0_1_still_reads_and_nothing_re_renders() {
+    for name in ["azure", "openai"] {
+        let (_dir, manifest) = board(name);
+        let sb = shotlist::manifest::load(&manifest).unwrap();
+        let lock = Lockfile::read(&sb.lockfile_path()).expect("the 0.1 lockfile reads");
+        let planned = plan::plan(&sb, &lock, &options());
+        assert!(!planned.shots.is_empty());
+        for s in &planned.shots {
+            assert_eq!(s.action, Action::Fresh, "{name}/{}: {}", s.id, s.reason);
+        }
+        // The lockfile is rewritten byte for byte as it was (nothing to change).
+        let before = std::fs::read_to_string(sb.lockfile_path()).unwrap();
+        assert!(
+            !lock.write(&sb.lockfile_path()).unwrap(),
+            "{name}: rewritten"
+        );
+        assert_eq!(std::fs::read_to_string(sb.lockfile_path()).unwrap(), before);
+    }
+}
+
+#[test]
+fn the_binary_plans_a_0_1_board_as_fresh() {
+    let (dir, _) = board("openai");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shotlist"))
+        .current_dir(dir.path())
+        .args(["plan", "--json", "--endpoint"])
+        .arg(format!("http://{FIXTURE_ENDPOINT}/v1"))
+        .env("NO_COLOR", "1")
+        .env_remove("AZURE_OPENAI_ENDPOINT")
+        .env_remove("OPENAI_BASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shots = v["shots"].as_array().unwrap();
+    assert!(shots.iter().all(|s| s["action"] == "fresh"), "{v}");
+}
