@@ -44,6 +44,9 @@ pub struct Config {
     pub download_attempts: u32,
     /// Save thumbnails beside the videos.
     pub thumbnails: bool,
+    /// The user asked to re-render (`--force`): a create whose outcome is unknown at a
+    /// provider that cannot list its jobs may be sent again.
+    pub force: bool,
 }
 
 impl Config {
@@ -57,6 +60,7 @@ impl Config {
             estimate_max: Duration::from_secs(300),
             download_attempts: 6,
             thumbnails: true,
+            force: false,
         }
     }
 
@@ -137,6 +141,9 @@ struct Run {
     pace: Mutex<Option<f64>>,
     /// Job ids this run knows, so reconciliation never adopts another shot's job.
     known_jobs: Mutex<HashSet<String>>,
+    /// The wall clock at the start and tokio's instant then: the run's "now" follows
+    /// tokio's clock, so expiry rules can be tested on a paused clock.
+    origin: (Timestamp, tokio::time::Instant),
 }
 
 /// One shot's work, shared by its job tasks.
@@ -180,6 +187,7 @@ pub async fn run(
         jobs_created: AtomicU64::new(0),
         pace: Mutex::new(None),
         known_jobs: Mutex::new(known),
+        origin: (Timestamp::now(), tokio::time::Instant::now()),
     });
 
     let mut outcomes: Vec<(String, Outcome)> = Vec::new();
@@ -297,7 +305,7 @@ pub async fn run(
         failed: count(|o| matches!(o, Outcome::Failed(_))),
         jobs_created: run.jobs_created.load(Ordering::SeqCst),
         video_seconds,
-        requests: run.client.pacer().requests(),
+        requests: run.client.requests(),
         wall_ms: run.reporter.elapsed().as_millis() as u64,
         interrupted: run.stop.requested() && run.stop.fatal_error().is_none(),
     };
@@ -341,10 +349,6 @@ fn workload(shot: &Shot) -> u64 {
     u64::from(shot.seconds) * shot.size.pixels() * u64::from(shot.variants)
 }
 
-fn now_unix() -> i64 {
-    Timestamp::now().as_second()
-}
-
 /// A service's unix-seconds time, when it is one: a value outside 2000..2200 (a proxy
 /// sending milliseconds, say) is unknown, never read as 1970 (which would mean expired).
 fn ts(unix: i64) -> Option<Timestamp> {
@@ -366,8 +370,15 @@ impl ShotWork {
 }
 
 impl Run {
+    /// Now, by the run's clock (see `origin`).
+    fn now(&self) -> Timestamp {
+        let (wall, at) = self.origin;
+        let elapsed = jiff::SignedDuration::try_from(at.elapsed()).unwrap_or_default();
+        wall.checked_add(elapsed).unwrap_or(Timestamp::MAX)
+    }
+
     fn per_job(&self) -> bool {
-        self.storyboard.limits().variants_per_job
+        self.client.variants_per_job()
     }
 
     fn request_for(&self, shot: &Shot) -> JobRequest {
@@ -569,7 +580,15 @@ impl Run {
             .recorder
             .shot(id)
             .and_then(|s| s.creating.get(&(index as u32)).copied());
-        if let Some(sent) = earlier {
+        if let Some(sent) = earlier
+            && !self.client.can_list()
+            && !self.config.force
+        {
+            return Err(format!(
+                "a create sent at {sent} may have made a job, and this provider cannot list its jobs to find it; not sending another (check the provider's dashboard, then run with --force to render it anew)"
+            ));
+        }
+        if let Some(sent) = earlier.filter(|_| self.client.can_list()) {
             match self.reconcile(&req, sent.as_second() - 120, 1).await {
                 Ok(Some(job)) => return self.adopt(work, index, job),
                 Ok(None) => {}
@@ -580,7 +599,7 @@ impl Run {
                 }
             }
         }
-        let since = now_unix() - 120;
+        let since = self.now().as_second() - 120;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -588,7 +607,7 @@ impl Run {
                 .update(|l| {
                     self.ensure_entry(l, work);
                     if let Some(shot) = l.shots.get_mut(id) {
-                        shot.creating.insert(index as u32, Timestamp::now());
+                        shot.creating.insert(index as u32, self.now());
                     }
                 })
                 .map_err(|e| e.to_string())?;
@@ -601,6 +620,12 @@ impl Run {
                         job: job.id.clone(),
                     });
                     return Ok(job);
+                }
+                Err(ApiError::CreateOutcomeUnknown { message, .. }) if !self.client.can_list() => {
+                    // The mark stays: the next run refuses to create again unless forced.
+                    return Err(format!(
+                        "the answer to the create was lost ({message}) and this provider cannot list its jobs: the job may exist and is not sent again; check the provider's dashboard, then run with --force to render it anew"
+                    ));
                 }
                 Err(ApiError::CreateOutcomeUnknown { .. }) => {
                     // The request may have reached the service, which may still be making
@@ -738,7 +763,7 @@ impl Run {
             variant: if self.per_job() { 0 } else { index as u32 + 1 },
             status: JobState::Pending,
             service_status: Some(job.status_raw.clone()),
-            created_at: ts(job.created_at).unwrap_or_else(Timestamp::now),
+            created_at: ts(job.created_at).unwrap_or_else(|| self.now()),
             finished_at: None,
             expires_at: job.expires_at.and_then(ts),
             failure: None,
@@ -823,6 +848,28 @@ impl Run {
             if job.status.is_terminal() {
                 break job;
             }
+            // A job never outlives its expiry: one still "running" then (or in a state no
+            // one documents) will not deliver, so it is given up, recorded, not polled on.
+            let expiry = self.recorder.shot(id).and_then(|s| {
+                s.jobs.iter().find(|j| j.id == job_id).map(|j| {
+                    j.expires_at.unwrap_or_else(|| {
+                        let retention = jiff::SignedDuration::from_secs(
+                            self.client.facts().retention_seconds as i64,
+                        );
+                        j.created_at
+                            .checked_add(retention)
+                            .unwrap_or(Timestamp::MAX)
+                    })
+                })
+            });
+            if expiry.is_some_and(|e| e <= self.now()) {
+                let message = format!(
+                    "job {job_id} was still `{}` when it expired; run again to render it anew",
+                    job.status_raw
+                );
+                self.record_job_failed(id, &job_id, "expired_unfinished", &message)?;
+                return Err(message);
+            }
             let elapsed = started.elapsed();
             // The server's hint is a floor: never sooner than it asks, later if the job is
             // far from done.
@@ -859,7 +906,7 @@ impl Run {
                         j.status = JobState::Succeeded;
                         j.service_status = Some(job.status_raw.clone());
                         j.finished_at =
-                            Some(job.finished_at.and_then(ts).unwrap_or_else(Timestamp::now));
+                            Some(job.finished_at.and_then(ts).unwrap_or_else(|| self.now()));
                         j.expires_at = job.expires_at.and_then(ts).or(j.expires_at);
                         let job_variant = j.variant.max(1);
                         j.generations = generations
@@ -899,7 +946,7 @@ impl Run {
                         };
                         j.service_status = Some(job.status_raw.clone());
                         j.finished_at =
-                            Some(job.finished_at.and_then(ts).unwrap_or_else(Timestamp::now));
+                            Some(job.finished_at.and_then(ts).unwrap_or_else(|| self.now()));
                         j.failure = Some(lockfile::Failure {
                             code: code.clone(),
                             message: message.clone(),
@@ -927,7 +974,7 @@ impl Run {
         self.recorder
             .job(id, job_id, |j| {
                 j.status = JobState::Failed;
-                j.finished_at = Some(Timestamp::now());
+                j.finished_at = Some(self.now());
                 j.failure = Some(lockfile::Failure {
                     code: code.into(),
                     message: message.into(),
@@ -971,7 +1018,7 @@ impl Run {
                 let name = work
                     .plan
                     .shot
-                    .thumbnail_file_name(g.variant, thumbnail_extension(self.storyboard.api));
+                    .thumbnail_file_name(g.variant, self.client.thumbnail_extension());
                 match self
                     .fetch(work, &job, &g.id, &name, ContentKind::Thumbnail)
                     .await
@@ -1013,7 +1060,7 @@ impl Run {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if job.expires_at.is_some_and(|e| e <= Timestamp::now()) {
+            if job.expires_at.is_some_and(|e| e <= self.now()) {
                 return Err(format!(
                     "job {} expired before its video was saved; run again to re-render",
                     job.id
@@ -1060,8 +1107,12 @@ impl Run {
                     return Err(format!("{message}; run again to render it anew"));
                 }
                 Err(e) if attempt < self.config.download_attempts => {
-                    let delay = Duration::from_millis(250 * (1 << attempt.min(6)))
-                        .min(self.config.poll_max);
+                    let ours = Duration::from_millis(250 * (1 << attempt.min(6)));
+                    let hint = match &e {
+                        ApiError::Transient { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    let delay = hint.map_or(ours, |h| h.max(ours)).min(self.config.poll_max);
                     self.reporter.emit(Event::Retry {
                         id: work.plan.id.clone(),
                         what: format!("download of {name}"),
@@ -1143,14 +1194,6 @@ impl Run {
     }
 }
 
-/// Thumbnails come as JPEG from the Azure jobs API and as WebP from the videos API.
-fn thumbnail_extension(api: crate::limits::Api) -> &'static str {
-    match api {
-        crate::limits::Api::AzureJobs => "jpg",
-        crate::limits::Api::OpenaiVideos => "webp",
-    }
-}
-
 /// A relative path with `/` separators, as the lockfile records it.
 fn rel_string(p: &Path) -> String {
     p.components()
@@ -1158,3 +1201,6 @@ fn rel_string(p: &Path) -> String {
         .collect::<Vec<_>>()
         .join("/")
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,13 +23,17 @@ pub mod azure;
 pub mod error;
 pub mod job;
 mod list;
+#[cfg(test)]
+pub(crate) mod memory;
 pub mod openai;
+pub mod provider;
 pub mod retry;
 pub(crate) mod transport;
 
 pub use auth::{Auth, AzureCli, KeyHeader, Secret, TokenSource};
 pub use error::{ApiError, Result};
 pub use job::{Failure, Job, JobRequest, JobStatus, PollHint};
+pub use provider::{BoxFuture, Provider};
 pub use retry::RetryPolicy;
 
 use transport::{Call, Transport};
@@ -61,7 +65,7 @@ impl ContentKind {
 }
 
 /// Generation `index` of `job`, or an error naming how many it has.
-fn content_of(job: &Job, index: usize) -> Result<ContentRef<'_>> {
+pub(crate) fn content_of(job: &Job, index: usize) -> Result<ContentRef<'_>> {
     let generation_id = job.generations.get(index).ok_or_else(|| ApiError::Config {
         message: format!(
             "job `{}` has {} generation(s), not a generation {index}",
@@ -136,196 +140,60 @@ impl Default for ClientOptions {
     }
 }
 
-/// A client of one endpoint. Cheap to clone; clones share the connection pool and pacer.
-#[derive(Clone, Debug)]
-pub enum Client {
-    Azure(azure::AzureClient),
-    OpenAi(openai::OpenAiClient),
+/// A connection to one provider. Cheap to clone; clones share the connection pool and
+/// the pacer.
+pub type Client = Arc<dyn Provider>;
+
+/// The one place that maps an API to its provider: connects to `endpoint`.
+pub fn connect(endpoint: Endpoint, pacer: Arc<Pacer>, options: &ClientOptions) -> Result<Client> {
+    let http = http_client(options)?;
+    let transport = Transport::new(
+        http,
+        &endpoint.base_url,
+        pacer,
+        endpoint.auth,
+        options.retry,
+    );
+    Ok(match endpoint.kind {
+        Api::AzureJobs => Arc::new(azure::AzureClient {
+            transport,
+            base: endpoint.base_url,
+        }),
+        Api::OpenaiVideos => Arc::new(openai::OpenAiClient {
+            transport,
+            base: endpoint.base_url,
+        }),
+    })
 }
 
-impl Client {
-    pub fn new(endpoint: Endpoint, pacer: Arc<Pacer>, options: &ClientOptions) -> Result<Client> {
-        let http = http_client(options)?;
-        let transport = Transport::new(
-            http,
-            &endpoint.base_url,
-            pacer,
-            endpoint.auth,
-            options.retry,
-        );
-        Ok(match endpoint.kind {
-            Api::AzureJobs => Client::Azure(azure::AzureClient {
-                transport,
-                base: endpoint.base_url,
-            }),
-            Api::OpenaiVideos => Client::OpenAi(openai::OpenAiClient {
-                transport,
-                base: endpoint.base_url,
-            }),
-        })
-    }
-
-    pub fn api(&self) -> Api {
-        match self {
-            Client::Azure(_) => Api::AzureJobs,
-            Client::OpenAi(_) => Api::OpenaiVideos,
+/// One attempt at downloading `url` to `final_path` (status failures and a body cut
+/// short are errors for the caller to retry: the engine is the one layer of download
+/// retries). A 404 after the content's expiry is [`ApiError::Expired`].
+pub(crate) async fn download_once(
+    transport: &Transport,
+    url: Url,
+    what: &str,
+    expires_at: Option<i64>,
+    final_path: &Path,
+) -> Result<Downloaded> {
+    let call = Call {
+        method: Method::GET,
+        url,
+        json: None,
+        what,
+        create: false,
+    };
+    let resp = match transport.open_once(&call).await {
+        Err(ApiError::NotFound { .. })
+            if expires_at.is_some_and(|e| e <= transport::unix_now()) =>
+        {
+            return Err(ApiError::Expired {
+                what: what.to_owned(),
+            });
         }
-    }
-
-    /// Whether one job can make several variants; when false, N variants are N creates
-    /// of `variants: 1`.
-    pub fn variants_per_job(&self) -> bool {
-        self.api().limits().variants_per_job
-    }
-
-    /// Which credential this client sends, without its value.
-    pub fn auth_description(&self) -> String {
-        self.transport().auth.describe()
-    }
-
-    /// The run's pacer (its `requests()` count is the summary's request total).
-    pub fn pacer(&self) -> &Arc<Pacer> {
-        &self.transport().pacer
-    }
-
-    /// The create body `create` would send, for the lockfile or for matching.
-    pub fn request_body(&self, req: &JobRequest) -> serde_json::Value {
-        match self {
-            Client::Azure(_) => azure::AzureClient::request_body(req),
-            Client::OpenAi(_) => openai::OpenAiClient::request_body(req),
-        }
-    }
-
-    /// Creates a job. On [`ApiError::CreateOutcomeUnknown`] look for it with
-    /// [`Client::list_recent`] before creating again.
-    pub async fn create(&self, req: &JobRequest) -> Result<Job> {
-        match self {
-            Client::Azure(c) => c.create(req).await,
-            Client::OpenAi(c) => c.create(req).await,
-        }
-    }
-
-    pub async fn get(&self, id: &str) -> Result<(Job, PollHint)> {
-        match self {
-            Client::Azure(c) => c.get(id).await,
-            Client::OpenAi(c) => c.get(id).await,
-        }
-    }
-
-    /// Jobs created at or after `since_unix` (service clock), newest first.
-    pub async fn list_recent(&self, since_unix: i64) -> Result<Vec<Job>> {
-        match self {
-            Client::Azure(c) => c.list_recent(since_unix).await,
-            Client::OpenAi(c) => c.list_recent(since_unix).await,
-        }
-    }
-
-    pub async fn delete(&self, id: &str) -> Result<()> {
-        match self {
-            Client::Azure(c) => c.delete(id).await,
-            Client::OpenAi(c) => c.delete(id).await,
-        }
-    }
-
-    /// Downloads variant `generation` of `job` (MP4) to `final_path`, atomically. The
-    /// temporary file goes beside `final_path`, so the last step is a rename.
-    pub async fn download_video(
-        &self,
-        job: &Job,
-        generation: usize,
-        final_path: &Path,
-    ) -> Result<Downloaded> {
-        let content = content_of(job, generation)?;
-        self.download_content(&content, ContentKind::Video, final_path)
-            .await
-    }
-
-    /// Downloads the thumbnail of variant `generation` (JPEG on Azure, WebP on OpenAI).
-    pub async fn download_thumbnail(
-        &self,
-        job: &Job,
-        generation: usize,
-        final_path: &Path,
-    ) -> Result<Downloaded> {
-        let content = content_of(job, generation)?;
-        self.download_content(&content, ContentKind::Thumbnail, final_path)
-            .await
-    }
-
-    /// Downloads one file of one generation (for callers holding ids, not a [`Job`]).
-    pub async fn download_content(
-        &self,
-        content: &ContentRef<'_>,
-        kind: ContentKind,
-        final_path: &Path,
-    ) -> Result<Downloaded> {
-        let url = match self {
-            Client::Azure(c) => c.content_url(content, kind.as_str()),
-            Client::OpenAi(c) => c.content_url(content, kind.as_str()),
-        };
-        let what = format!("{} of job `{}`", kind.as_str(), content.job_id);
-        self.download(url, &what, content.expires_at, final_path)
-            .await
-    }
-
-    fn transport(&self) -> &Transport {
-        match self {
-            Client::Azure(c) => &c.transport,
-            Client::OpenAi(c) => &c.transport,
-        }
-    }
-
-    /// A download is retried on its own when the body fails half-way: re-creating the job
-    /// would pay for the generation again. (Status failures were retried by the transport.)
-    async fn download(
-        &self,
-        url: Url,
-        what: &str,
-        expires_at: Option<i64>,
-        final_path: &Path,
-    ) -> Result<Downloaded> {
-        let transport = self.transport();
-        let call = Call {
-            method: Method::GET,
-            url,
-            json: None,
-            what,
-            create: false,
-        };
-        let mut attempt = 0;
-        loop {
-            let resp = match transport.open(&call).await {
-                Err(ApiError::NotFound { .. })
-                    if expires_at.is_some_and(|e| e <= transport::unix_now()) =>
-                {
-                    return Err(ApiError::Expired {
-                        what: what.to_owned(),
-                    });
-                }
-                other => other?,
-            };
-            match crate::download::stream_to_file(resp, final_path).await {
-                Err(ApiError::Transient {
-                    status,
-                    message,
-                    retry_after,
-                    ..
-                }) => {
-                    if !transport.retry.allows_another(attempt) {
-                        return Err(ApiError::Transient {
-                            status,
-                            message,
-                            retry_after,
-                            attempts: attempt + 1,
-                        });
-                    }
-                    tokio::time::sleep(transport.backoff(attempt, None)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
+        other => other?,
+    };
+    crate::download::stream_to_file(resp, final_path).await
 }
 
 /// Installs rustls' ring provider (once per process; "already installed" is fine) and

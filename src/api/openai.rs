@@ -185,3 +185,54 @@ impl OpenAiClient {
         )
     }
 }
+
+impl super::Provider for OpenAiClient {
+    fn api(&self) -> crate::limits::Api {
+        crate::limits::Api::OpenaiVideos
+    }
+
+    fn thumbnail_extension(&self) -> &'static str {
+        "webp"
+    }
+
+    fn auth_description(&self) -> String {
+        self.transport.auth.describe()
+    }
+
+    fn requests(&self) -> u64 {
+        self.transport.pacer.requests()
+    }
+
+    fn request_body(&self, req: &JobRequest) -> serde_json::Value {
+        OpenAiClient::request_body(req)
+    }
+
+    fn create<'a>(&'a self, req: &'a JobRequest) -> super::BoxFuture<'a, Result<Job>> {
+        Box::pin(OpenAiClient::create(self, req))
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> super::BoxFuture<'a, Result<(Job, PollHint)>> {
+        Box::pin(OpenAiClient::get(self, id))
+    }
+
+    fn list_recent(&self, since_unix: i64) -> super::BoxFuture<'_, Result<Vec<Job>>> {
+        Box::pin(OpenAiClient::list_recent(self, since_unix))
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> super::BoxFuture<'a, Result<()>> {
+        Box::pin(OpenAiClient::delete(self, id))
+    }
+
+    fn download_content<'a>(
+        &'a self,
+        content: &'a super::ContentRef<'a>,
+        kind: super::ContentKind,
+        final_path: &'a std::path::Path,
+    ) -> super::BoxFuture<'a, Result<super::Downloaded>> {
+        Box::pin(async move {
+            let url = self.content_url(content, kind.as_str());
+            let what = format!("{} of job `{}`", kind.as_str(), content.job_id);
+            super::download_once(&self.transport, url, &what, content.expires_at, final_path).await
+        })
+    }
+}

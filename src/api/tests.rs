@@ -150,7 +150,7 @@ fn azure_client(origin: &str, options: &ClientOptions) -> Client {
         source: "AZURE_OPENAI_API_KEY".into(),
     };
     let endpoint = Endpoint::azure(Api::AzureJobs, origin, auth).unwrap();
-    Client::new(
+    connect(
         endpoint,
         Arc::new(Pacer::new(1000, Duration::from_secs(60))),
         options,
@@ -165,7 +165,7 @@ fn openai_client(origin: &str, options: &ClientOptions) -> Client {
         source: "OPENAI_API_KEY".into(),
     };
     let endpoint = Endpoint::new(Api::OpenaiVideos, &format!("{origin}/v1"), auth).unwrap();
-    Client::new(
+    connect(
         endpoint,
         Arc::new(Pacer::new(1000, Duration::from_secs(60))),
         options,
@@ -286,7 +286,7 @@ async fn azure_jobs_protocol_paths_query_headers_and_bodies() {
             Some(concat!("shotlist/", env!("CARGO_PKG_VERSION")))
         );
     }
-    assert_eq!(client.pacer().requests(), 4);
+    assert_eq!(client.requests(), 4);
 }
 
 #[tokio::test]
@@ -501,7 +501,7 @@ async fn a_429_waits_for_retry_after_ms_then_succeeds() {
         "{waited:?}"
     );
     assert_eq!(seen[0].body, seen[1].body);
-    assert_eq!(client.pacer().requests(), 2);
+    assert_eq!(client.requests(), 2);
 }
 
 #[tokio::test]
@@ -739,7 +739,7 @@ async fn a_truncated_download_fails_cleanly_and_keeps_the_old_file() {
     let err = client.download_video(&job, 0, &out).await.unwrap_err();
     match &err {
         ApiError::Transient {
-            attempts: 2,
+            attempts: 1,
             message,
             ..
         } => assert!(message.contains("after 10 of 1000 bytes"), "{message}"),
@@ -753,8 +753,8 @@ async fn a_truncated_download_fails_cleanly_and_keeps_the_old_file() {
     );
     assert_eq!(
         *connections.lock().unwrap(),
-        2,
-        "a failed body is retried on its own"
+        1,
+        "one attempt: the engine is the one layer that retries a download"
     );
 }
 
@@ -829,7 +829,7 @@ async fn no_credential_follows_a_redirect_to_another_origin() {
         assert!(s.header("api-key").is_some() || s.header("authorization").is_some());
     }
     // Only the API's own requests count against its quota.
-    assert_eq!(azure.pacer().requests(), 2);
+    assert_eq!(azure.requests(), 2);
 }
 
 #[tokio::test]

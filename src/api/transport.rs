@@ -93,13 +93,27 @@ impl Transport {
         .await
     }
 
-    /// Sends `call` and returns the response once its status is a success; the caller
-    /// reads the body (a download retries body failures itself).
-    pub(crate) async fn open(&self, call: &Call<'_>) -> Result<reqwest::Response> {
-        self.run(call, |resp| async move { Ok(resp) }).await
+    /// Sends `call` once (no retries: the caller is the retrying layer) and returns the
+    /// response once its status is a success; the caller reads the body.
+    pub(crate) async fn open_once(&self, call: &Call<'_>) -> Result<reqwest::Response> {
+        self.run_attempts(call, 1, |resp| async move { Ok(resp) })
+            .await
     }
 
     async fn run<T, F, Fut>(&self, call: &Call<'_>, read: F) -> Result<T>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: Future<Output = reqwest::Result<T>>,
+    {
+        self.run_attempts(call, self.retry.max_attempts, read).await
+    }
+
+    async fn run_attempts<T, F, Fut>(
+        &self,
+        call: &Call<'_>,
+        max_attempts: u32,
+        read: F,
+    ) -> Result<T>
     where
         F: Fn(reqwest::Response) -> Fut,
         Fut: Future<Output = reqwest::Result<T>>,
@@ -174,7 +188,7 @@ impl Transport {
                     hint: None,
                 },
             };
-            if !self.retry.allows_another(attempt) {
+            if attempt + 1 >= max_attempts.min(self.retry.max_attempts) {
                 return Err(ApiError::Transient {
                     status: failure.status.map(|s| s.as_u16()),
                     message: failure.message,

@@ -177,8 +177,8 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
             }
             .into_diagnostic()?;
             let pacer = Arc::new(Pacer::per_minute(args.rpm, time_scale));
-            let client =
-                Client::new(endpoint, pacer, &ClientOptions::default()).into_diagnostic()?;
+            let client = crate::api::connect(endpoint, pacer, &ClientOptions::default())
+                .into_diagnostic()?;
             reporter.emit(Event::Notice {
                 message: format!("credential: {}", client.auth_description()),
             });
@@ -188,6 +188,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
     let config = Config {
         max_jobs: usize::from(args.jobs),
         thumbnails: !args.no_thumbnails,
+        force: args.selection.force,
         ..Config::for_service().scaled(time_scale)
     };
 
@@ -347,7 +348,8 @@ async fn start_local(
     };
     let endpoint = Endpoint::new(storyboard.api, &base, auth).into_diagnostic()?;
     let pacer = Arc::new(Pacer::per_minute(args.rpm, time_scale));
-    let client = Client::new(endpoint, pacer, &ClientOptions::default()).into_diagnostic()?;
+    let client =
+        crate::api::connect(endpoint, pacer, &ClientOptions::default()).into_diagnostic()?;
     Ok((client, emulator))
 }
 

@@ -1,0 +1,103 @@
+//! The provider seam: what the engine may ask of any video service, and nothing more.
+//!
+//! One implementation per protocol, one file each (`azure.rs`, `openai.rs`), plus the
+//! engine tests' in-memory provider. The engine holds an `Arc<dyn Provider>` and never
+//! asks which one it is: facts (jobs at once, requests per minute, retention, whether one
+//! job renders several takes) come from the catalogue entry of [`Provider::api`], and
+//! behaviour from the methods below. A provider that cannot list its jobs says so
+//! ([`Provider::can_list`]): the engine then never re-creates a job whose create answer
+//! was lost unless the user forces it.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+
+use super::error::Result;
+use super::job::{Job, JobRequest, PollHint};
+use super::{ContentKind, ContentRef, Downloaded};
+use crate::catalogue::{Catalogue, ProviderFacts};
+use crate::limits::Api;
+
+/// A boxed future, so that `dyn Provider` is possible.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub trait Provider: Send + Sync + std::fmt::Debug {
+    /// Which protocol this is (the key of its catalogue entry).
+    fn api(&self) -> Api;
+
+    /// What the catalogue says of this provider.
+    fn facts(&self) -> &'static ProviderFacts {
+        Catalogue::builtin().provider(self.api())
+    }
+
+    /// Whether one job renders several takes; when false, N takes are N jobs.
+    fn variants_per_job(&self) -> bool {
+        self.facts().takes_per_job
+    }
+
+    /// Whether [`Provider::list_recent`] works, so a lost create can be found.
+    fn can_list(&self) -> bool {
+        true
+    }
+
+    /// The extension of the thumbnails it serves (`jpg`, `webp`).
+    fn thumbnail_extension(&self) -> &'static str;
+
+    /// Which credential it sends, never its value.
+    fn auth_description(&self) -> String;
+
+    /// Requests sent so far (the run summary's count).
+    fn requests(&self) -> u64;
+
+    /// The create body `create` sends for `req`, as recorded in the lockfile.
+    fn request_body(&self, req: &JobRequest) -> serde_json::Value;
+
+    /// Creates a job. On `CreateOutcomeUnknown`, look for it with `list_recent` (when
+    /// `can_list`) before creating again.
+    fn create<'a>(&'a self, req: &'a JobRequest) -> BoxFuture<'a, Result<Job>>;
+
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(Job, PollHint)>>;
+
+    /// Jobs created at or after `since_unix` (service clock), newest first.
+    fn list_recent(&self, since_unix: i64) -> BoxFuture<'_, Result<Vec<Job>>>;
+
+    /// Cancels or deletes a job; one already gone is not an error.
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// One attempt at saving one file of one generation to `final_path`, atomically (the
+    /// engine retries: it is the only layer that does).
+    fn download_content<'a>(
+        &'a self,
+        content: &'a ContentRef<'a>,
+        kind: ContentKind,
+        final_path: &'a Path,
+    ) -> BoxFuture<'a, Result<Downloaded>>;
+
+    /// Downloads variant `generation` of `job` (an MP4) to `final_path`.
+    fn download_video<'a>(
+        &'a self,
+        job: &'a Job,
+        generation: usize,
+        final_path: &'a Path,
+    ) -> BoxFuture<'a, Result<Downloaded>> {
+        Box::pin(async move {
+            let content = super::content_of(job, generation)?;
+            self.download_content(&content, ContentKind::Video, final_path)
+                .await
+        })
+    }
+
+    /// Downloads the thumbnail of variant `generation` of `job`.
+    fn download_thumbnail<'a>(
+        &'a self,
+        job: &'a Job,
+        generation: usize,
+        final_path: &'a Path,
+    ) -> BoxFuture<'a, Result<Downloaded>> {
+        Box::pin(async move {
+            let content = super::content_of(job, generation)?;
+            self.download_content(&content, ContentKind::Thumbnail, final_path)
+                .await
+        })
+    }
+}

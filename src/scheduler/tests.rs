@@ -1,0 +1,331 @@
+//! The engine alone: an in-memory provider (`api/memory.rs`), no HTTP, tokio's paused
+//! clock. Each test guards one rule of the module docs and fails without it.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::api::memory::{MemoryProvider, Script};
+use crate::limits::Api;
+use crate::lockfile::Lockfile;
+use crate::reporter::{Mode, Reporter};
+
+struct Board {
+    dir: tempfile::TempDir,
+}
+
+impl Board {
+    /// A board of one shot (480x480, 5 s, `variants` takes) on `api`.
+    fn new(api: &str, variants: u32) -> Board {
+        let dir = tempfile::tempdir().unwrap();
+        let size = if api == "azure-jobs" {
+            "480x480"
+        } else {
+            "1280x720"
+        };
+        let seconds = if api == "azure-jobs" { 5 } else { 4 };
+        std::fs::write(
+            dir.path().join("shotlist.yaml"),
+            format!(
+                "version: 1\napi: {api}\nshots:\n  - id: a\n    prompt: A lantern.\n    size: {size}\n    seconds: {seconds}\n    variants: {variants}\n"
+            ),
+        )
+        .unwrap();
+        Board { dir }
+    }
+
+    fn storyboard(&self) -> Storyboard {
+        crate::manifest::load(&self.dir.path().join("shotlist.yaml")).unwrap()
+    }
+
+    fn lock(&self) -> Lockfile {
+        Lockfile::read(&self.storyboard().lockfile_path()).unwrap()
+    }
+
+    /// Plans and runs once, as `render` does.
+    async fn render(&self, provider: &Arc<MemoryProvider>, config: Config) -> Report {
+        let sb = self.storyboard();
+        let lock = self.lock();
+        let plan = plan::plan(
+            &sb,
+            &lock,
+            &plan::Options {
+                endpoint: "memory".into(),
+                verify: false,
+                force: config.force,
+                only: Vec::new(),
+                tags: Vec::new(),
+                now: None,
+            },
+        );
+        let recorder = Arc::new(Recorder::new(sb.lockfile_path(), lock));
+        let reporter = Arc::new(Reporter::with_output(Mode::Json, Box::new(std::io::sink())));
+        let client: crate::api::Client = provider.clone();
+        run(
+            client,
+            sb,
+            plan,
+            recorder,
+            reporter,
+            config,
+            Arc::new(Stop::default()),
+        )
+        .await
+    }
+}
+
+fn config() -> Config {
+    Config {
+        thumbnails: false,
+        ..Config::for_service()
+    }
+}
+
+fn outcome(report: &Report) -> &Outcome {
+    &report.outcomes[0].1
+}
+
+fn request() -> JobRequest {
+    JobRequest {
+        prompt: "A lantern.".into(),
+        model: "sora".into(),
+        size: crate::limits::Size::new(480, 480),
+        seconds: 5,
+        variants: 1,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_whose_answer_is_lost_is_found_by_listing_and_not_sent_again() {
+    let board = Board::new("azure-jobs", 1);
+    let provider = Arc::new(MemoryProvider::new(
+        Api::AzureJobs,
+        true,
+        Script {
+            lose_create_answers: 1,
+            expires_after_secs: 86_400,
+            ..Script::default()
+        },
+    ));
+    let report = board.render(&provider, config()).await;
+    assert_eq!(outcome(&report), &Outcome::Rendered, "{report:?}");
+    let c = provider.counters();
+    assert_eq!(c.creates, 1, "the lost create was adopted, not repeated");
+    assert!(c.lists >= 1);
+    assert_eq!(board.lock().shots["a"].jobs[0].id, "mem_1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_between_the_mark_and_the_create_adopts_the_job_the_dead_run_made() {
+    let board = Board::new("azure-jobs", 1);
+    let provider = Arc::new(MemoryProvider::new(
+        Api::AzureJobs,
+        true,
+        Script {
+            expires_after_secs: 86_400,
+            ..Script::default()
+        },
+    ));
+    // The dead run: wrote its mark, sent the create, died before recording the answer.
+    let sent = jiff::Timestamp::now();
+    let mut lock = Lockfile::new();
+    let sb = board.storyboard();
+    let hash = crate::cache_key::input_hash(sb.api, &sb.shots[0]);
+    lock.shots.insert(
+        "a".into(),
+        lockfile::ShotLock {
+            input_hash: hash,
+            api: Api::AzureJobs,
+            endpoint: "memory".into(),
+            model: "sora".into(),
+            request: serde_json::Value::Null,
+            jobs: Vec::new(),
+            creating: [(0, sent)].into_iter().collect(),
+        },
+    );
+    lock.write(&sb.lockfile_path()).unwrap();
+    let seeded = provider.seed_job(&request(), sent.as_second());
+
+    let report = board.render(&provider, config()).await;
+    assert_eq!(outcome(&report), &Outcome::Rendered, "{report:?}");
+    assert_eq!(provider.counters().creates, 0, "no second create");
+    let entry = &board.lock().shots["a"];
+    assert_eq!(entry.jobs[0].id, seeded);
+    assert!(entry.creating.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_download_that_fails_five_times_then_works_is_retried_by_one_layer_only() {
+    let board = Board::new("azure-jobs", 1);
+    let provider = Arc::new(MemoryProvider::new(
+        Api::AzureJobs,
+        true,
+        Script {
+            failed_downloads: 5,
+            expires_after_secs: 86_400,
+            ..Script::default()
+        },
+    ));
+    let report = board.render(&provider, config()).await;
+    assert_eq!(outcome(&report), &Outcome::Rendered, "{report:?}");
+    let c = provider.counters();
+    assert_eq!((c.creates, c.downloads), (1, 6), "6 attempts, one job");
+    let entry = &board.lock().shots["a"];
+    let file = entry.jobs[0].generations[0].file.as_ref().unwrap();
+    assert_eq!(
+        std::fs::read(board.dir.path().join(&file.path)).unwrap(),
+        crate::api::memory::VIDEO
+    );
+    // One more failure than attempts: the shot fails, the job stays recorded for the
+    // next run to download, and nothing is created again.
+    let board = Board::new("azure-jobs", 1);
+    let provider = Arc::new(MemoryProvider::new(
+        Api::AzureJobs,
+        true,
+        Script {
+            failed_downloads: 6,
+            expires_after_secs: 86_400,
+            ..Script::default()
+        },
+    ));
+    let report = board.render(&provider, config()).await;
+    assert!(matches!(outcome(&report), Outcome::Failed(_)), "{report:?}");
+    assert_eq!(provider.counters().downloads, 6);
+    let report = board.render(&provider, config()).await;
+    assert_eq!(outcome(&report), &Outcome::Downloaded, "{report:?}");
+    assert_eq!(provider.counters().creates, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_storm_of_429s_while_polling_keeps_the_job_and_ends_rendered() {
+    let board = Board::new("azure-jobs", 1);
+    let provider = Arc::new(MemoryProvider::new(
+        Api::AzureJobs,
+        true,
+        Script {
+            get_429s: 25,
+            polls_to_finish: 3,
+            expires_after_secs: 86_400,
+            ..Script::default()
+        },
+    ));
+    let report = board.render(&provider, config()).await;
+    assert_eq!(outcome(&report), &Outcome::Rendered, "{report:?}");
+    let c = provider.counters();
+    assert_eq!(c.creates, 1, "a 429 never makes a second job");
+    assert!(c.gets >= 25 + 3, "{c:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_whose_content_expires_during_its_download_is_recorded_gone_not_recreated() {
+    let board = Board::new("azure-jobs", 1);
+    let provider = Arc::new(MemoryProvider::new(
+        Api::AzureJobs,
+        true,
+        Script {
+            content_expired: true,
+            expires_after_secs: 86_400,
+            ..Script::default()
+        },
+    ));
+    let report = board.render(&provider, config()).await;
+    let Outcome::Failed(message) = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert!(message.contains("no longer has"), "{message}");
+    let c = provider.counters();
+    assert_eq!(
+        (c.creates, c.downloads),
+        (1, 1),
+        "not retried, not re-created"
+    );
+    let job = &board.lock().shots["a"].jobs[0];
+    assert_eq!(job.status, JobState::Failed);
+    assert_eq!(job.failure.as_ref().unwrap().code, "gone");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_that_never_ends_is_given_up_at_its_expiry() {
+    let board = Board::new("azure-jobs", 1);
+    let provider = Arc::new(MemoryProvider::new(
+        Api::AzureJobs,
+        true,
+        Script {
+            never_finish: true,
+            expires_after_secs: 3_600,
+            ..Script::default()
+        },
+    ));
+    // Two days of paused time: without the expiry rule the run would never end.
+    let report = tokio::time::timeout(
+        Duration::from_secs(2 * 86_400),
+        board.render(&provider, config()),
+    )
+    .await
+    .expect("the run ends once the job has expired");
+    let Outcome::Failed(message) = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert!(message.contains("when it expired"), "{message}");
+    let c = provider.counters();
+    assert_eq!(c.creates, 1);
+    // Polled for an hour of (paused) time at most a minute apart, then stopped.
+    assert!((30..=400).contains(&c.gets), "{c:?}");
+    let job = &board.lock().shots["a"].jobs[0];
+    assert_eq!(job.failure.as_ref().unwrap().code, "expired_unfinished");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_that_cannot_list_never_resends_a_lost_create_unless_forced() {
+    let board = Board::new("azure-jobs", 1);
+    let provider = Arc::new(MemoryProvider::new(
+        Api::AzureJobs,
+        false,
+        Script {
+            lose_create_answers: 1,
+            expires_after_secs: 86_400,
+            ..Script::default()
+        },
+    ));
+    let report = board.render(&provider, config()).await;
+    let Outcome::Failed(message) = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert!(message.contains("--force"), "{message}");
+    assert_eq!(provider.counters().creates, 1);
+    assert!(
+        !board.lock().shots["a"].creating.is_empty(),
+        "the mark stays"
+    );
+    // The next run refuses too: the job may exist.
+    let report = board.render(&provider, config()).await;
+    assert!(matches!(outcome(&report), Outcome::Failed(_)), "{report:?}");
+    assert_eq!(provider.counters().creates, 1);
+    assert_eq!(provider.counters().lists, 0, "it never pretends to list");
+    // The user forces it: one new job.
+    let forced = Config {
+        force: true,
+        ..config()
+    };
+    let report = board.render(&provider, forced).await;
+    assert_eq!(outcome(&report), &Outcome::Rendered, "{report:?}");
+    assert_eq!(provider.counters().creates, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_job_per_take_where_the_provider_renders_one_take_per_job() {
+    let board = Board::new("openai-videos", 3);
+    let provider = Arc::new(MemoryProvider::new(
+        Api::OpenaiVideos,
+        true,
+        Script {
+            expires_after_secs: 86_400,
+            ..Script::default()
+        },
+    ));
+    let report = board.render(&provider, config()).await;
+    assert_eq!(outcome(&report), &Outcome::Rendered, "{report:?}");
+    assert_eq!(provider.counters().creates, 3);
+    let entry = &board.lock().shots["a"];
+    let variants: Vec<u32> = entry.jobs.iter().map(|j| j.variant).collect();
+    assert_eq!(variants, [1, 2, 3]);
+}
