@@ -19,13 +19,13 @@ pub mod exit_codes;
 pub use shotlist_models::catalogue;
 /// What each API accepts (the shared data crate).
 pub use shotlist_models::limits;
+pub mod engine;
 pub mod lockfile;
 pub mod manifest;
 pub mod pacer;
 pub mod plan;
 pub mod recorder;
 pub mod reporter;
-pub mod scheduler;
 pub mod schema;
 pub mod shot;
 pub mod slots;

@@ -8,12 +8,12 @@ use miette::{IntoDiagnostic, WrapErr};
 use super::selection::{Planned, Selection};
 use crate::api::{Auth, Client, ClientOptions, Endpoint};
 use crate::endpoint::{self, Target};
+use crate::engine::{self, Config, Outcome, Stop};
 use crate::exit_codes;
 use crate::pacer::Pacer;
 use crate::plan::Action;
 use crate::recorder::Recorder;
 use crate::reporter::{Event, Mode, Reporter};
-use crate::scheduler::{self, Config, Outcome, Stop};
 
 /// How much faster than real time the built-in emulator runs: a 1 to 5 minute job
 /// takes 0.5 to 2.5 seconds, so a storyboard renders in seconds.
@@ -216,7 +216,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
 
     let recorder = Arc::new(Recorder::new(lock_path, lock));
     let credential = client.auth_description();
-    let report = scheduler::run(
+    let report = engine::run(
         client,
         storyboard,
         plan,

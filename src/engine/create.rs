@@ -1,0 +1,227 @@
+//! Create and reconcile: the write-ahead mark, one create at a time per shot, and a
+//! create whose answer was lost found by listing before any second create (or, where
+//! the provider cannot list, never sent again unless forced).
+
+use super::*;
+
+impl Run {
+    /// Creates one job; reconciles a lost response before ever creating again.
+    ///
+    /// A shot's creates run one at a time, so that a reconciliation never mistakes the
+    /// job of a sibling variant (same request) for its own.
+    pub(super) async fn create(&self, work: &ShotWork, index: usize) -> Result<Job, String> {
+        let _one_at_a_time = work.creating.lock().await;
+        let id = &work.plan.id;
+        let req = self.request_for(&work.plan.shot);
+        self.cancel_outdated(work).await?;
+        // A create sent by an earlier run that died before recording its job: look first.
+        let earlier = self
+            .recorder
+            .shot(id)
+            .and_then(|s| s.creating.get(&(index as u32)).copied());
+        if let Some(sent) = earlier
+            && !self.client.can_list()
+            && !self.config.force
+        {
+            return Err(format!(
+                "a create sent at {sent} may have made a job, and this provider cannot list its jobs to find it; not sending another (check the provider's dashboard, then run with --force to render it anew)"
+            ));
+        }
+        if let Some(sent) = earlier.filter(|_| self.client.can_list()) {
+            match self.reconcile(&req, sent.as_second() - 120, 1).await {
+                Ok(Some(job)) => return self.adopt(work, index, job),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(
+                        self.api_failure("failed to look for a job an earlier run created", e)
+                    );
+                }
+            }
+        }
+        let since = self.now().as_second() - 120;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            self.recorder
+                .update(|l| {
+                    self.ensure_entry(l, work);
+                    if let Some(shot) = l.shots.get_mut(id) {
+                        shot.creating.insert(index as u32, self.now());
+                    }
+                })
+                .map_err(|e| e.to_string())?;
+            match self.client.create(&req).await {
+                Ok(job) => {
+                    self.record_created(work, index, &job)?;
+                    self.jobs_created.fetch_add(1, Ordering::SeqCst);
+                    self.reporter.emit(Event::JobCreated {
+                        id: id.clone(),
+                        job: job.id.clone(),
+                    });
+                    return Ok(job);
+                }
+                Err(ApiError::CreateOutcomeUnknown { message, .. }) if !self.client.can_list() => {
+                    // The mark stays: the next run refuses to create again unless forced.
+                    return Err(format!(
+                        "the answer to the create was lost ({message}) and this provider cannot list its jobs: the job may exist and is not sent again; check the provider's dashboard, then run with --force to render it anew"
+                    ));
+                }
+                Err(ApiError::CreateOutcomeUnknown { .. }) => {
+                    // The request may have reached the service, which may still be making
+                    // the job: look a few times, waiting longer each time, before creating
+                    // again.
+                    match self.reconcile(&req, since, 3).await {
+                        Ok(Some(job)) => return self.adopt(work, index, job),
+                        Ok(None) if attempt < 4 => {
+                            self.reporter.emit(Event::Retry {
+                                id: id.clone(),
+                                what: format!("create (job {})", index + 1),
+                                attempt,
+                                delay_ms: 0,
+                                reason: "the response was lost and no such job appeared".into(),
+                            });
+                        }
+                        Ok(None) => {
+                            return Err(
+                                "failed to create the job: the connection was lost repeatedly"
+                                    .into(),
+                            );
+                        }
+                        Err(e) => {
+                            return Err(self.api_failure(
+                                "failed to look for the job after a lost response",
+                                e,
+                            ));
+                        }
+                    }
+                }
+                Err(e) => {
+                    // The service answered: no job was made.
+                    let _ = self.recorder.update(|l| {
+                        if let Some(shot) = l.shots.get_mut(id) {
+                            shot.creating.remove(&(index as u32));
+                        }
+                    });
+                    return Err(self.api_failure("failed to create the job", e));
+                }
+            }
+        }
+    }
+
+    /// Before a render's first create: cancel the shot's outdated jobs still alive at the
+    /// service. If one cannot be cancelled, nothing is created: a shot never has two jobs
+    /// running, and the outdated one stays recorded.
+    pub(super) async fn cancel_outdated(&self, work: &ShotWork) -> Result<(), String> {
+        if work.plan.action != Action::Render || work.entry_started.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let Some(old) = self.recorder.shot(&work.plan.id) else {
+            return Ok(());
+        };
+        for job in old.jobs.iter().filter(|j| j.status.is_alive()) {
+            match self.client.delete(&job.id).await {
+                Ok(()) => self.reporter.emit(Event::Notice {
+                    message: format!("cancelled outdated job {} of `{}`", job.id, work.plan.id),
+                }),
+                Err(e) => {
+                    let what = format!(
+                        "failed to cancel the outdated job {} (still running; not starting a second one)",
+                        job.id
+                    );
+                    return Err(self.api_failure(&what, e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A render starts the shot's lockfile entry afresh, once per run, with its first
+    /// create (called under the recorder's lock, so concurrent variant creates agree).
+    pub(super) fn ensure_entry(&self, l: &mut lockfile::Lockfile, work: &ShotWork) {
+        if work.plan.action == Action::Render && !work.entry_started.swap(true, Ordering::SeqCst) {
+            l.shots
+                .insert(work.plan.id.clone(), self.new_entry(&work.plan));
+        }
+    }
+
+    pub(super) fn new_entry(&self, sp: &ShotPlan) -> ShotLock {
+        ShotLock {
+            input_hash: sp.input_hash.clone(),
+            api: self.storyboard.api,
+            endpoint: self.endpoint.clone(),
+            model: sp.shot.model.clone(),
+            request: self.client.request_body(&self.request_for(&sp.shot)),
+            jobs: Vec::new(),
+            creating: Default::default(),
+        }
+    }
+
+    pub(super) fn adopt(&self, work: &ShotWork, index: usize, job: Job) -> Result<Job, String> {
+        self.record_created(work, index, &job)?;
+        self.jobs_created.fetch_add(1, Ordering::SeqCst);
+        self.reporter.emit(Event::JobAdopted {
+            id: work.plan.id.clone(),
+            job: job.id.clone(),
+        });
+        Ok(job)
+    }
+
+    /// Finds the job a lost create made: same request, created since, not known already.
+    /// Looks up to `looks` times, waiting longer before each look after the first: a
+    /// service may list a job only some time after the create that made it.
+    pub(super) async fn reconcile(
+        &self,
+        req: &JobRequest,
+        since: i64,
+        looks: u32,
+    ) -> Result<Option<Job>, ApiError> {
+        for look in 0..looks {
+            if look > 0 {
+                tokio::time::sleep(self.config.poll_min * (1 << look)).await;
+            }
+            let jobs = self.client.list_recent(since).await?;
+            let known = self.known_jobs.lock().expect("known lock").clone();
+            let found = jobs
+                .into_iter()
+                .filter(|j| j.matches(req) && !known.contains(&j.id))
+                .min_by_key(|j| j.created_at);
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) fn record_created(
+        &self,
+        work: &ShotWork,
+        index: usize,
+        job: &Job,
+    ) -> Result<(), String> {
+        self.known_jobs
+            .lock()
+            .expect("known lock")
+            .insert(job.id.clone());
+        let lock = JobLock {
+            id: job.id.clone(),
+            variant: if self.per_job() { 0 } else { index as u32 + 1 },
+            status: JobState::Pending,
+            service_status: Some(job.status_raw.clone()),
+            created_at: ts(job.created_at).unwrap_or_else(|| self.now()),
+            finished_at: None,
+            expires_at: job.expires_at.and_then(ts),
+            failure: None,
+            generations: Vec::new(),
+        };
+        self.recorder
+            .update(|l| {
+                self.ensure_entry(l, work);
+                if let Some(shot) = l.shots.get_mut(&work.plan.id) {
+                    shot.creating.remove(&(index as u32));
+                    shot.jobs.retain(|j| j.id != lock.id);
+                    shot.jobs.push(lock);
+                }
+            })
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,305 @@
+//! Dispatch: the order of the work, the slots, the stop, and the run's summary. Shots
+//! are prepared into items (create, poll, download), downloads start at once, jobs get
+//! slots by priority (jobs already running first, then the longest).
+
+use super::*;
+
+/// Runs the plan to the end (or to a stop). Fresh shots are skipped.
+pub async fn run(
+    client: Client,
+    storyboard: Storyboard,
+    plan: Plan,
+    recorder: Arc<Recorder>,
+    reporter: Arc<Reporter>,
+    config: Config,
+    stop: Arc<Stop>,
+) -> Report {
+    let known: HashSet<String> = recorder
+        .snapshot()
+        .shots
+        .values()
+        .flat_map(|s| s.jobs.iter().map(|j| j.id.clone()))
+        .collect();
+    let run = Arc::new(Run {
+        client,
+        storyboard,
+        recorder,
+        reporter,
+        slots: JobSlots::new(config.max_jobs),
+        schedule: poll::PollSchedule::new(&config),
+        config,
+        stop,
+        endpoint: plan.endpoint.clone(),
+        jobs_created: AtomicU64::new(0),
+        known_jobs: Mutex::new(known),
+        origin: (Timestamp::now(), tokio::time::Instant::now()),
+    });
+
+    let mut outcomes: Vec<(String, Outcome)> = Vec::new();
+    let mut works: Vec<Arc<ShotWork>> = Vec::new();
+    for sp in plan.shots {
+        if sp.action == Action::Fresh {
+            outcomes.push((sp.id.clone(), Outcome::Skipped));
+            continue;
+        }
+        works.push(Arc::new(ShotWork {
+            plan: sp,
+            started: Instant::now(),
+            remaining: AtomicUsize::new(0),
+            failure: Mutex::new(None),
+            not_started: AtomicBool::new(false),
+            entry_started: AtomicBool::new(false),
+            creating: tokio::sync::Mutex::new(()),
+        }));
+    }
+
+    // Longest jobs first: with two at a time, that shortens the whole run.
+    works.sort_by_key(|w| std::cmp::Reverse(workload(&w.plan.shot)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut queued: Vec<(u64, Arc<ShotWork>, Item)> = Vec::new();
+    for work in &works {
+        run.reporter.emit(Event::Shot {
+            id: work.plan.id.clone(),
+            action: work.plan.action.as_str().into(),
+            reason: work.plan.reason.to_string(),
+        });
+        let items = match run.prepare(work).await {
+            Ok(items) => items,
+            Err(message) => {
+                run.reporter.emit(Event::ShotFailed {
+                    id: work.plan.id.clone(),
+                    message: message.clone(),
+                });
+                work.fail(message);
+                run.finish_shot(work);
+                continue;
+            }
+        };
+        work.remaining.store(items.len(), Ordering::SeqCst);
+        if items.is_empty() {
+            run.finish_shot(work);
+        }
+        for item in items {
+            queued.push((item.priority(&work.plan.shot), Arc::clone(work), item));
+        }
+    }
+    // Downloads need no slot: start them all. Then hand out slots in priority order (jobs
+    // already running at the service first, then the longest), acquiring here so that
+    // the order holds; a stop ends the hand-out of slots to new jobs.
+    queued.sort_by_key(|(p, _, _)| std::cmp::Reverse(*p));
+    let (downloads, jobs): (Vec<_>, Vec<_>) = queued
+        .into_iter()
+        .partition(|(_, _, item)| matches!(item, Item::Download { .. }));
+    for (_, work, item) in downloads.into_iter().chain(jobs) {
+        let slot = match item {
+            Item::Download { .. } => None,
+            Item::Create { .. } if run.stop.requested() => {
+                work.not_started.store(true, Ordering::SeqCst);
+                if work.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    run.finish_shot(&work);
+                }
+                continue;
+            }
+            _ => Some(run.slots.acquire(item.priority(&work.plan.shot)).await),
+        };
+        if matches!(item, Item::Create { .. }) && run.stop.requested() {
+            work.not_started.store(true, Ordering::SeqCst);
+            if work.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+                run.finish_shot(&work);
+            }
+            continue;
+        }
+        let run = Arc::clone(&run);
+        tasks.spawn(async move {
+            run.item(&work, item, slot).await;
+            if work.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+                run.finish_shot(&work);
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+
+    for work in &works {
+        let outcome = match (
+            work.failure.lock().expect("work lock").clone(),
+            work.not_started.load(Ordering::SeqCst),
+        ) {
+            (Some(message), _) => Outcome::Failed(message),
+            (None, true) => Outcome::NotStarted,
+            (None, false) if work.plan.action == Action::Download => Outcome::Downloaded,
+            (None, false) if work.plan.action == Action::Reuse => Outcome::Reused,
+            (None, false) => Outcome::Rendered,
+        };
+        outcomes.push((work.plan.id.clone(), outcome));
+    }
+    let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
+    let video_seconds: u64 = works
+        .iter()
+        .filter(|w| {
+            w.plan.action == Action::Render
+                && w.failure.lock().expect("work lock").is_none()
+                && !w.not_started.load(Ordering::SeqCst)
+        })
+        .map(|w| w.plan.shot.video_seconds())
+        .sum();
+    let summary = Summary {
+        rendered: count(|o| *o == Outcome::Rendered),
+        downloaded: count(|o| *o == Outcome::Downloaded),
+        reused: count(|o| *o == Outcome::Reused),
+        skipped: count(|o| *o == Outcome::Skipped),
+        failed: count(|o| matches!(o, Outcome::Failed(_))),
+        jobs_created: run.jobs_created.load(Ordering::SeqCst),
+        video_seconds,
+        requests: run.client.requests(),
+        wall_ms: run.reporter.elapsed().as_millis() as u64,
+        interrupted: run.stop.requested() && run.stop.fatal_error().is_none(),
+    };
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    Report {
+        outcomes,
+        summary,
+        fatal: run.stop.fatal_error(),
+    }
+}
+
+impl Run {
+    /// Decides the items of one shot and records a new lockfile entry when rendering.
+    pub(super) async fn prepare(&self, work: &ShotWork) -> Result<Vec<Item>, String> {
+        let sp = &work.plan;
+        let shot = &sp.shot;
+        if sp.action == Action::Reuse {
+            let from = match &sp.reason {
+                plan::Reason::Renamed { from } => from.as_str(),
+                _ => sp.id.as_str(),
+            };
+            self.reuse(sp, from)?;
+            return Ok(Vec::new());
+        }
+        let existing = self.recorder.shot(&sp.id);
+        if sp.action == Action::Render {
+            // The new entry is written with the first create (see `create`), so a shot
+            // that a stop leaves unstarted keeps its old entry.
+            return Ok((0..self.jobs_needed(shot))
+                .map(|index| Item::Create { index })
+                .collect());
+        }
+        let Some(entry) = existing else {
+            return Err("the lockfile entry vanished during the run".into());
+        };
+        let per_job = self.per_job();
+        let needs_download = |job: &JobLock| {
+            job.generations.is_empty()
+                || job.generations.iter().any(|g| {
+                    g.file.as_ref().is_none_or(|f| {
+                        plan::check_file(&self.storyboard.dir, f, false)
+                            != plan::FileState::Unchanged
+                    })
+                })
+        };
+        // The jobs that count: the shot's one job, or each variant's live or succeeded one.
+        let current: Vec<&JobLock> = if per_job {
+            entry
+                .jobs
+                .iter()
+                .filter(|j| matches!(j.status, JobState::Pending | JobState::Succeeded))
+                .collect()
+        } else {
+            (1..=shot.variants)
+                .filter_map(|v| entry.job_for_variant(v))
+                .collect()
+        };
+        let mut items = Vec::new();
+        for job in current {
+            match job.status {
+                JobState::Pending => items.push(Item::Poll {
+                    job: job.id.clone(),
+                }),
+                JobState::Succeeded if needs_download(job) => items.push(Item::Download {
+                    job: job.id.clone(),
+                }),
+                _ => {}
+            }
+        }
+        let to_create = plan::variants_to_create(per_job, shot, &entry);
+        items.extend(to_create.into_iter().map(|v| Item::Create {
+            index: v as usize - 1,
+        }));
+        Ok(items)
+    }
+
+    pub(super) async fn item(&self, work: &ShotWork, item: Item, slot: Option<crate::slots::Slot>) {
+        let id = work.plan.id.clone();
+        let result = match item {
+            Item::Create { index } => match self.create(work, index).await {
+                Ok(job) => self.follow(work, job.id.clone(), slot, Some(job)).await,
+                Err(e) => Err(e),
+            },
+            Item::Poll { job } => self.follow(work, job, slot, None).await,
+            Item::Download { job } => {
+                drop(slot);
+                self.download_job(work, &job).await
+            }
+        };
+        if let Err(message) = result {
+            self.reporter.emit(Event::ShotFailed {
+                id: id.clone(),
+                message: message.clone(),
+            });
+            work.fail(message);
+        }
+    }
+
+    pub(super) fn finish_shot(&self, work: &ShotWork) {
+        let id = work.plan.id.clone();
+        if work.failure.lock().expect("work lock").is_some() {
+            // Already reported when it happened.
+        } else if work.not_started.load(Ordering::SeqCst) {
+            self.reporter.emit(Event::Notice {
+                message: format!("`{id}` not started: the run is stopping"),
+            });
+        } else {
+            self.reporter.emit(Event::ShotDone {
+                id,
+                elapsed_ms: work.started.elapsed().as_millis() as u64,
+            });
+        }
+    }
+
+    /// Turns a client error into the shot's message; a rejected credential stops the run.
+    pub(super) fn api_failure(&self, what: &str, e: ApiError) -> String {
+        let message = format!("{what}: {e}");
+        if e.is_fatal() {
+            self.stop.fatal(message.clone());
+        }
+        message
+    }
+
+    /// Now, by the run's clock (see `origin`).
+    pub(super) fn now(&self) -> Timestamp {
+        let (wall, at) = self.origin;
+        let elapsed = jiff::SignedDuration::try_from(at.elapsed()).unwrap_or_default();
+        wall.checked_add(elapsed).unwrap_or(Timestamp::MAX)
+    }
+
+    pub(super) fn per_job(&self) -> bool {
+        self.client.variants_per_job()
+    }
+
+    pub(super) fn request_for(&self, shot: &Shot) -> JobRequest {
+        JobRequest {
+            prompt: shot.prompt.clone(),
+            model: shot.model.clone(),
+            size: shot.size,
+            seconds: shot.seconds,
+            variants: if self.per_job() { shot.variants } else { 1 },
+        }
+    }
+
+    pub(super) fn jobs_needed(&self, shot: &Shot) -> usize {
+        if self.per_job() {
+            1
+        } else {
+            shot.variants as usize
+        }
+    }
+}
