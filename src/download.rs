@@ -78,7 +78,9 @@ pub async fn stream_to_file(resp: reqwest::Response, final_path: &Path) -> Resul
     let final_owned = final_path.to_owned();
     tokio::task::spawn_blocking(move || {
         temp.persist(&final_owned).map_err(|e| e.error)?;
-        sync_dir(final_owned.parent());
+        if let Some(dir) = final_owned.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::atomic_write::sync_dir(dir);
+        }
         Ok::<_, std::io::Error>(())
     })
     .await
@@ -86,7 +88,7 @@ pub async fn stream_to_file(resp: reqwest::Response, final_path: &Path) -> Resul
     .map_err(io)?;
 
     Ok(Downloaded {
-        sha256: hex(&hasher.finalize()),
+        sha256: crate::cache_key::hex(&hasher.finalize()),
         bytes: written,
         content_type,
     })
@@ -101,26 +103,4 @@ fn truncated(written: u64, expected: Option<u64>, cause: Option<String>) -> ApiE
         retry_after: None,
         attempts: 1,
     }
-}
-
-/// Makes the rename itself durable. Best effort: not every platform can open a directory.
-fn sync_dir(dir: Option<&Path>) {
-    #[cfg(unix)]
-    if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty())
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

@@ -304,15 +304,6 @@ fn is_output_path(rel: &str, id: &str, variant: u32, extensions: &[&str]) -> boo
 /// The span of the `path:` value `value` under `shots: {id: ...}`.
 fn locate_path(root: &crate::yaml::Node, id: &str, value: &str) -> Option<crate::yaml::Span> {
     use crate::yaml::{Node, Value};
-    fn get<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
-        match &node.value {
-            Value::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
-                .map(|(_, v)| v),
-            _ => None,
-        }
-    }
     fn find(node: &Node, value: &str) -> Option<crate::yaml::Span> {
         match &node.value {
             Value::Map(entries) => entries.iter().find_map(|(k, v)| {
@@ -326,7 +317,7 @@ fn locate_path(root: &crate::yaml::Node, id: &str, value: &str) -> Option<crate:
             _ => None,
         }
     }
-    find(get(get(root, "shots")?, id)?, value)
+    find(root.get("shots")?.get(id)?, value)
 }
 
 fn is_zero(n: &u32) -> bool {

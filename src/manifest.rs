@@ -123,7 +123,7 @@ pub fn board_catalogue(dir: &Path) -> Result<Arc<Catalogue>, LoadError> {
     if board.version != crate::catalogue::VERSION {
         let span = tree
             .as_ref()
-            .and_then(|t| map_get(t, "version"))
+            .and_then(|t| t.get("version"))
             .map_or(0..0, |n| n.span.clone());
         problems.push(
             Problem::new(
@@ -142,13 +142,13 @@ pub fn board_catalogue(dir: &Path) -> Result<Arc<Catalogue>, LoadError> {
         for p in own.model_problems(i, m, false) {
             let item = tree
                 .as_ref()
-                .and_then(|t| map_get(t, "models"))
+                .and_then(|t| t.get("models"))
                 .and_then(|n| match &n.value {
                     Value::Seq(items) => items.get(i),
                     _ => None,
                 });
             let span = item
-                .and_then(|n| p.field.and_then(|f| map_get(n, f)).or(Some(n)))
+                .and_then(|n| p.field.and_then(|f| n.get(f)).or(Some(n)))
                 .map_or(0..0, |n| n.span.clone());
             problems.push(
                 Problem::new(span, format!("model `{}`: {}", m.id, p.message))
@@ -160,17 +160,6 @@ pub fn board_catalogue(dir: &Path) -> Result<Arc<Catalogue>, LoadError> {
         return Err(invalid(text, problems));
     }
     Ok(Arc::new(builtin.with_models(&board.models)))
-}
-
-/// The value of `key` in a YAML mapping node.
-fn map_get<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
-    match &node.value {
-        Value::Map(entries) => entries
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v),
-        _ => None,
-    }
 }
 
 /// Reads and validates a manifest file.

@@ -191,53 +191,35 @@ impl AzureClient {
     }
 }
 
-impl super::Provider for AzureClient {
-    fn api(&self) -> crate::limits::Api {
-        crate::limits::Api::AzureJobs
+impl super::provider::Protocol for AzureClient {
+    const API: crate::limits::Api = crate::limits::Api::AzureJobs;
+    const THUMBNAIL_EXTENSION: &'static str = "jpg";
+
+    fn transport(&self) -> &Transport {
+        &self.transport
     }
 
-    fn thumbnail_extension(&self) -> &'static str {
-        "jpg"
-    }
-
-    fn auth_description(&self) -> String {
-        self.transport.auth.describe()
-    }
-
-    fn requests(&self) -> u64 {
-        self.transport.pacer.requests()
-    }
-
-    fn request_body(&self, req: &JobRequest) -> serde_json::Value {
+    fn body(req: &JobRequest) -> serde_json::Value {
         AzureClient::request_body(req)
     }
 
-    fn create<'a>(&'a self, req: &'a JobRequest) -> super::BoxFuture<'a, Result<Job>> {
-        Box::pin(AzureClient::create(self, req))
+    fn create(&self, req: &JobRequest) -> impl Future<Output = Result<Job>> + Send {
+        AzureClient::create(self, req)
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> super::BoxFuture<'a, Result<(Job, PollHint)>> {
-        Box::pin(AzureClient::get(self, id))
+    fn get(&self, id: &str) -> impl Future<Output = Result<(Job, PollHint)>> + Send {
+        AzureClient::get(self, id)
     }
 
-    fn list_recent(&self, since_unix: i64) -> super::BoxFuture<'_, Result<Vec<Job>>> {
-        Box::pin(AzureClient::list_recent(self, since_unix))
+    fn list_recent(&self, since_unix: i64) -> impl Future<Output = Result<Vec<Job>>> + Send {
+        AzureClient::list_recent(self, since_unix)
     }
 
-    fn delete<'a>(&'a self, id: &'a str) -> super::BoxFuture<'a, Result<()>> {
-        Box::pin(AzureClient::delete(self, id))
+    fn delete(&self, id: &str) -> impl Future<Output = Result<()>> + Send {
+        AzureClient::delete(self, id)
     }
 
-    fn download_content<'a>(
-        &'a self,
-        content: &'a super::ContentRef<'a>,
-        kind: super::ContentKind,
-        final_path: &'a std::path::Path,
-    ) -> super::BoxFuture<'a, Result<super::Downloaded>> {
-        Box::pin(async move {
-            let url = self.content_url(content, kind.as_str());
-            let what = format!("{} of job `{}`", kind.as_str(), content.job_id);
-            super::download_once(&self.transport, url, &what, content.expires_at, final_path).await
-        })
+    fn content_url(&self, content: &super::ContentRef<'_>, kind: &str) -> Url {
+        AzureClient::content_url(self, content, kind)
     }
 }

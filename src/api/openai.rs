@@ -186,53 +186,35 @@ impl OpenAiClient {
     }
 }
 
-impl super::Provider for OpenAiClient {
-    fn api(&self) -> crate::limits::Api {
-        crate::limits::Api::OpenaiVideos
+impl super::provider::Protocol for OpenAiClient {
+    const API: crate::limits::Api = crate::limits::Api::OpenaiVideos;
+    const THUMBNAIL_EXTENSION: &'static str = "webp";
+
+    fn transport(&self) -> &Transport {
+        &self.transport
     }
 
-    fn thumbnail_extension(&self) -> &'static str {
-        "webp"
-    }
-
-    fn auth_description(&self) -> String {
-        self.transport.auth.describe()
-    }
-
-    fn requests(&self) -> u64 {
-        self.transport.pacer.requests()
-    }
-
-    fn request_body(&self, req: &JobRequest) -> serde_json::Value {
+    fn body(req: &JobRequest) -> serde_json::Value {
         OpenAiClient::request_body(req)
     }
 
-    fn create<'a>(&'a self, req: &'a JobRequest) -> super::BoxFuture<'a, Result<Job>> {
-        Box::pin(OpenAiClient::create(self, req))
+    fn create(&self, req: &JobRequest) -> impl Future<Output = Result<Job>> + Send {
+        OpenAiClient::create(self, req)
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> super::BoxFuture<'a, Result<(Job, PollHint)>> {
-        Box::pin(OpenAiClient::get(self, id))
+    fn get(&self, id: &str) -> impl Future<Output = Result<(Job, PollHint)>> + Send {
+        OpenAiClient::get(self, id)
     }
 
-    fn list_recent(&self, since_unix: i64) -> super::BoxFuture<'_, Result<Vec<Job>>> {
-        Box::pin(OpenAiClient::list_recent(self, since_unix))
+    fn list_recent(&self, since_unix: i64) -> impl Future<Output = Result<Vec<Job>>> + Send {
+        OpenAiClient::list_recent(self, since_unix)
     }
 
-    fn delete<'a>(&'a self, id: &'a str) -> super::BoxFuture<'a, Result<()>> {
-        Box::pin(OpenAiClient::delete(self, id))
+    fn delete(&self, id: &str) -> impl Future<Output = Result<()>> + Send {
+        OpenAiClient::delete(self, id)
     }
 
-    fn download_content<'a>(
-        &'a self,
-        content: &'a super::ContentRef<'a>,
-        kind: super::ContentKind,
-        final_path: &'a std::path::Path,
-    ) -> super::BoxFuture<'a, Result<super::Downloaded>> {
-        Box::pin(async move {
-            let url = self.content_url(content, kind.as_str());
-            let what = format!("{} of job `{}`", kind.as_str(), content.job_id);
-            super::download_once(&self.transport, url, &what, content.expires_at, final_path).await
-        })
+    fn content_url(&self, content: &super::ContentRef<'_>, kind: &str) -> Url {
+        OpenAiClient::content_url(self, content, kind)
     }
 }

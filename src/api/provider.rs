@@ -12,8 +12,11 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 
+use reqwest::Url;
+
 use super::error::Result;
 use super::job::{Job, JobRequest, PollHint};
+use super::transport::Transport;
 use super::{ContentKind, ContentRef, Downloaded};
 use crate::catalogue::{Catalogue, ProviderFacts};
 use crate::limits::Api;
@@ -73,6 +76,20 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         final_path: &'a Path,
     ) -> BoxFuture<'a, Result<Downloaded>>;
 
+    /// Downloads `kind` of variant `generation` of `job` to `final_path`.
+    fn download_generation<'a>(
+        &'a self,
+        job: &'a Job,
+        generation: usize,
+        kind: ContentKind,
+        final_path: &'a Path,
+    ) -> BoxFuture<'a, Result<Downloaded>> {
+        Box::pin(async move {
+            let content = super::content_of(job, generation)?;
+            self.download_content(&content, kind, final_path).await
+        })
+    }
+
     /// Downloads variant `generation` of `job` (an MP4) to `final_path`.
     fn download_video<'a>(
         &'a self,
@@ -80,11 +97,7 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         generation: usize,
         final_path: &'a Path,
     ) -> BoxFuture<'a, Result<Downloaded>> {
-        Box::pin(async move {
-            let content = super::content_of(job, generation)?;
-            self.download_content(&content, ContentKind::Video, final_path)
-                .await
-        })
+        self.download_generation(job, generation, ContentKind::Video, final_path)
     }
 
     /// Downloads the thumbnail of variant `generation` of `job`.
@@ -94,10 +107,74 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         generation: usize,
         final_path: &'a Path,
     ) -> BoxFuture<'a, Result<Downloaded>> {
+        self.download_generation(job, generation, ContentKind::Thumbnail, final_path)
+    }
+}
+
+/// What differs between the HTTP providers: the protocol's paths and wire types. Each
+/// protocol file implements it; `Provider` comes with it, through the shared transport
+/// (pacing, credentials, redirects, retries) and the shared one-attempt download.
+pub(crate) trait Protocol: Send + Sync + std::fmt::Debug {
+    const API: Api;
+    const THUMBNAIL_EXTENSION: &'static str;
+
+    fn transport(&self) -> &Transport;
+    fn body(req: &JobRequest) -> serde_json::Value;
+    fn create(&self, req: &JobRequest) -> impl Future<Output = Result<Job>> + Send;
+    fn get(&self, id: &str) -> impl Future<Output = Result<(Job, PollHint)>> + Send;
+    fn list_recent(&self, since_unix: i64) -> impl Future<Output = Result<Vec<Job>>> + Send;
+    fn delete(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Where `kind` (`video`, `thumbnail`) of a generation is served.
+    fn content_url(&self, content: &ContentRef<'_>, kind: &str) -> Url;
+}
+
+impl<P: Protocol> Provider for P {
+    fn api(&self) -> Api {
+        P::API
+    }
+
+    fn thumbnail_extension(&self) -> &'static str {
+        P::THUMBNAIL_EXTENSION
+    }
+
+    fn auth_description(&self) -> String {
+        self.transport().auth.describe()
+    }
+
+    fn requests(&self) -> u64 {
+        self.transport().pacer.requests()
+    }
+
+    fn request_body(&self, req: &JobRequest) -> serde_json::Value {
+        P::body(req)
+    }
+
+    fn create<'a>(&'a self, req: &'a JobRequest) -> BoxFuture<'a, Result<Job>> {
+        Box::pin(Protocol::create(self, req))
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(Job, PollHint)>> {
+        Box::pin(Protocol::get(self, id))
+    }
+
+    fn list_recent(&self, since_unix: i64) -> BoxFuture<'_, Result<Vec<Job>>> {
+        Box::pin(Protocol::list_recent(self, since_unix))
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Protocol::delete(self, id))
+    }
+
+    fn download_content<'a>(
+        &'a self,
+        content: &'a ContentRef<'a>,
+        kind: ContentKind,
+        final_path: &'a Path,
+    ) -> BoxFuture<'a, Result<Downloaded>> {
         Box::pin(async move {
-            let content = super::content_of(job, generation)?;
-            self.download_content(&content, ContentKind::Thumbnail, final_path)
-                .await
+            let url = self.content_url(content, kind.as_str());
+            let what = format!("{} of job `{}`", kind.as_str(), content.job_id);
+            super::download_once(self.transport(), url, &what, content.expires_at, final_path).await
         })
     }
 }
