@@ -10,6 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::limits::Api;
+use crate::render_inputs::RenderInputs;
 use crate::shot::Shot;
 
 /// Version of the hashing scheme; part of every hash.
@@ -29,15 +30,20 @@ struct CacheKey<'a> {
 
 /// `sha256:<64 hex>` of the shot's render inputs.
 pub fn input_hash(api: Api, shot: &Shot) -> String {
+    hash(&RenderInputs::of(api, shot))
+}
+
+/// `sha256:<64 hex>` of `inputs` (scheme [`SCHEME`]).
+pub fn hash(inputs: &RenderInputs) -> String {
     let key = CacheKey {
         scheme: SCHEME,
-        api: api.as_str(),
-        model: &shot.model,
-        prompt: &shot.prompt,
-        width: shot.size.width,
-        height: shot.size.height,
-        seconds: shot.seconds,
-        variants: shot.variants,
+        api: inputs.api.as_str(),
+        model: &inputs.model,
+        prompt: &inputs.prompt,
+        width: inputs.size.width,
+        height: inputs.size.height,
+        seconds: inputs.seconds,
+        variants: inputs.takes,
     };
     let json =
         serde_json::to_vec(&key).expect("a struct of strings and integers always serializes");

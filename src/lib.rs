@@ -25,6 +25,7 @@ pub mod manifest;
 pub mod pacer;
 pub mod plan;
 pub mod recorder;
+pub mod render_inputs;
 pub mod reporter;
 pub mod schema;
 pub mod shot;

@@ -16,9 +16,14 @@ use serde::{Deserialize, Serialize};
 use crate::atomic_write;
 use crate::diagnostic::{Diagnostics, Problem};
 use crate::limits::Api;
+use crate::render_inputs::RenderInputs;
 
 /// The lockfile format version this build reads and writes.
 pub const VERSION: u32 = 1;
+/// Additions within [`VERSION`] this build knows. 0: shotlist 0.1 (no `revision` key,
+/// raw `request` bodies); 1: `inputs` (the normalized render inputs). A lockfile of a
+/// newer revision is read, but never rewritten: its additions would be lost.
+pub const REVISION: u32 = 1;
 
 const HEADER: &str = "# Written by shotlist: what was rendered, from which inputs, into which files.\n# Commit it with the manifest. Do not edit by hand.\n";
 
@@ -26,6 +31,8 @@ const HEADER: &str = "# Written by shotlist: what was rendered, from which input
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lockfile {
     pub version: u32,
+    #[serde(default)]
+    pub revision: u32,
     /// One entry per shot id, sorted by id.
     #[serde(default)]
     pub shots: BTreeMap<String, ShotLock>,
@@ -40,8 +47,11 @@ pub struct ShotLock {
     /// Host of the service (`myres.openai.azure.com`), or `local` for the built-in emulator.
     pub endpoint: String,
     pub model: String,
-    /// The create request body exactly as sent (for `openai-videos`, each variant's job
-    /// was sent this body).
+    /// The render inputs the shot was rendered from (revision 1 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<RenderInputs>,
+    /// Revision 0 only: the create request body as sent; read to tell what changed.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub request: serde_json::Value,
     /// Jobs, in variant order: one for `azure-jobs`, one per variant for `openai-videos`.
     pub jobs: Vec<JobLock>,
@@ -147,6 +157,11 @@ pub enum LockError {
     #[error("the lockfile `{}` is version {found}, newer than this shotlist reads ({VERSION})", path.display())]
     #[diagnostic(help("upgrade shotlist; the lockfile was left untouched"))]
     Newer { path: PathBuf, found: u64 },
+    #[error("the lockfile `{}` is revision {found}, newer than this shotlist writes ({REVISION})", path.display())]
+    #[diagnostic(help(
+        "upgrade shotlist: rewriting it would drop what the newer one recorded; the lockfile was left untouched"
+    ))]
+    NewerRevision { path: PathBuf, found: u32 },
     #[error("failed to write the lockfile `{}`", path.display())]
     Write {
         path: PathBuf,
@@ -159,6 +174,7 @@ impl Lockfile {
     pub fn new() -> Lockfile {
         Lockfile {
             version: VERSION,
+            revision: REVISION,
             shots: BTreeMap::new(),
         }
     }
@@ -199,8 +215,13 @@ impl Lockfile {
             });
         }
         match serde_saphyr::from_str_with_options::<Lockfile>(&text, crate::yaml::options()) {
-            Ok(lock) if lock.version == VERSION => match lock.foreign_paths().first() {
-                None => Ok(lock),
+            Ok(mut lock) if lock.version == VERSION => match lock.foreign_paths().first() {
+                None => {
+                    // An older revision is upgraded in memory (what it lacks is optional);
+                    // a newer one is kept, so that `write` refuses.
+                    lock.revision = lock.revision.max(REVISION);
+                    Ok(lock)
+                }
                 Some((id, bad)) => {
                     let span = crate::yaml::parse(&text)
                         .ok()
@@ -248,6 +269,12 @@ impl Lockfile {
 
     /// Writes atomically, only when the content changed. Returns whether it wrote.
     pub fn write(&self, path: &Path) -> Result<bool, LockError> {
+        if self.revision > REVISION {
+            return Err(LockError::NewerRevision {
+                path: path.to_path_buf(),
+                found: self.revision,
+            });
+        }
         atomic_write::write_if_changed(path, self.to_yaml().as_bytes()).map_err(|source| {
             LockError::Write {
                 path: path.to_path_buf(),
@@ -363,6 +390,7 @@ mod tests {
             api: Api::AzureJobs,
             endpoint: "local".into(),
             model: "sora".into(),
+            inputs: None,
             request: serde_json::json!({"prompt": "p", "width": 480, "height": 480, "n_seconds": 5, "n_variants": 1, "model": "sora"}),
             jobs: vec![JobLock {
                 id: format!("task_{id}"),

@@ -441,8 +441,20 @@ fn download_or_render(
     }
 }
 
-/// Which recorded inputs differ, by name, from the request recorded in the lockfile.
+/// Which recorded inputs differ, by name: from the recorded inputs, or (a lockfile of
+/// shotlist 0.1) from the request body it recorded.
 fn changed_fields(api: Api, shot: &Shot, entry: &ShotLock) -> Vec<String> {
+    if let Some(recorded) = &entry.inputs {
+        let mut fields: Vec<String> = crate::render_inputs::RenderInputs::of(api, shot)
+            .changed_from(recorded)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if fields.is_empty() {
+            fields.push("render inputs".into());
+        }
+        return fields;
+    }
     let mut fields = Vec::new();
     if entry.api != api {
         fields.push("api".to_string());
@@ -569,7 +581,8 @@ mod tests {
             api: sb.api,
             endpoint: SERVICE.into(),
             model: shot.model.clone(),
-            request: serde_json::json!({"prompt": shot.prompt, "width": 480, "height": 480, "n_seconds": 5, "n_variants": 1, "model": "sora"}),
+            inputs: Some(crate::render_inputs::RenderInputs::of(sb.api, shot)),
+            request: serde_json::Value::Null,
             jobs: vec![JobLock {
                 id: format!("task_{}", shot.id),
                 variant: 0,

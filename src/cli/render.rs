@@ -94,6 +94,15 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         plan,
     } = args.selection.plan_for(storyboard)?;
     let lock_path = storyboard.lockfile_path();
+    // A newer shotlist wrote it: rewriting would drop what it recorded. Before any request.
+    if lock.revision > crate::lockfile::REVISION {
+        return Err(miette::Report::new(
+            crate::lockfile::LockError::NewerRevision {
+                path: lock_path,
+                found: lock.revision,
+            },
+        ));
+    }
 
     if args.locked {
         let needs_jobs: Vec<String> = plan

@@ -150,7 +150,8 @@ impl Run {
             api: self.storyboard.api,
             endpoint: self.endpoint.clone(),
             model: sp.shot.model.clone(),
-            request: self.client.request_body(&self.request_for(&sp.shot)),
+            inputs: Some(self.inputs_of(&sp.shot)),
+            request: serde_json::Value::Null,
             jobs: Vec::new(),
             creating: Default::default(),
         }

@@ -285,14 +285,12 @@ impl Run {
         self.client.variants_per_job()
     }
 
+    pub(super) fn inputs_of(&self, shot: &Shot) -> RenderInputs {
+        RenderInputs::of(self.storyboard.api, shot)
+    }
+
     pub(super) fn request_for(&self, shot: &Shot) -> JobRequest {
-        JobRequest {
-            prompt: shot.prompt.clone(),
-            model: shot.model.clone(),
-            size: shot.size,
-            seconds: shot.seconds,
-            variants: if self.per_job() { shot.variants } else { 1 },
-        }
+        self.inputs_of(shot).job_request(self.per_job())
     }
 
     pub(super) fn jobs_needed(&self, shot: &Shot) -> usize {

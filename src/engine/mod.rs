@@ -27,6 +27,7 @@ use crate::lockfile::{self, FileLock, GenerationLock, JobLock, JobState, ShotLoc
 use crate::manifest::Storyboard;
 use crate::plan::{self, Action, Plan, ShotPlan};
 use crate::recorder::Recorder;
+use crate::render_inputs::RenderInputs;
 use crate::reporter::{Event, Reporter, Summary};
 use crate::shot::Shot;
 use crate::slots::JobSlots;

@@ -137,6 +137,7 @@ async fn a_crash_between_the_mark_and_the_create_adopts_the_job_the_dead_run_mad
             api: Api::AzureJobs,
             endpoint: "memory".into(),
             model: "sora".into(),
+            inputs: None,
             request: serde_json::Value::Null,
             jobs: Vec::new(),
             creating: [(0, sent)].into_iter().collect(),

@@ -493,7 +493,11 @@ async fn a_create_lost_to_a_crash_is_adopted_not_repeated() {
             api: storyboard.api,
             endpoint: shotlist::endpoint::host_of(&emu.base_url()).unwrap(),
             model: shot.model.clone(),
-            request: body,
+            inputs: Some(shotlist::render_inputs::RenderInputs::of(
+                storyboard.api,
+                shot,
+            )),
+            request: serde_json::Value::Null,
             jobs: Vec::new(),
             creating: [(0, jiff::Timestamp::now())].into_iter().collect(),
         },
@@ -860,11 +864,9 @@ async fn a_model_added_in_the_board_models_file_validates_and_renders() {
         );
     }
     let lock = p.lock();
-    assert_eq!(
-        lock.shots["a"].request["n_seconds"], 6,
-        "the model's own default"
-    );
-    assert_eq!(lock.shots["a"].request["width"], 640);
+    let inputs = lock.shots["a"].inputs.as_ref().unwrap();
+    assert_eq!(inputs.seconds, 6, "the model's own default");
+    assert_eq!(inputs.size.to_string(), "640x360");
     p.assert_outputs_match_lock();
 
     // A models file that does not hold together is refused, located, before any request.

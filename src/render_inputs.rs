@@ -1,0 +1,105 @@
+//! The render inputs of one shot, normalized: the one struct that the content hash
+//! (`cache_key.rs`), the request encoder (`JobRequest`), the lockfile record and `plan`'s
+//! "which fields changed" all read, so a new input is added in one place.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::JobRequest;
+use crate::limits::{Api, Size};
+use crate::shot::Shot;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderInputs {
+    pub api: Api,
+    /// The model as the manifest names it (on Azure, the deployment name).
+    pub model: String,
+    /// The final prompt sent (trimmed, style appended).
+    pub prompt: String,
+    pub size: Size,
+    pub seconds: u32,
+    /// Takes (variants) of the shot.
+    pub takes: u32,
+}
+
+impl RenderInputs {
+    pub fn of(api: Api, shot: &Shot) -> RenderInputs {
+        RenderInputs {
+            api,
+            model: shot.model.clone(),
+            prompt: shot.prompt.clone(),
+            size: shot.size,
+            seconds: shot.seconds,
+            takes: shot.variants,
+        }
+    }
+
+    /// `sha256:<64 hex>`: the content hash (see `cache_key.rs`).
+    pub fn hash(&self) -> String {
+        crate::cache_key::hash(self)
+    }
+
+    /// The request of one job: every take in it where the provider renders several per
+    /// job, else one.
+    pub fn job_request(&self, takes_per_job: bool) -> JobRequest {
+        JobRequest {
+            prompt: self.prompt.clone(),
+            model: self.model.clone(),
+            size: self.size,
+            seconds: self.seconds,
+            variants: if takes_per_job { self.takes } else { 1 },
+        }
+    }
+
+    /// The names of the inputs that differ from `recorded`, in a fixed order.
+    pub fn changed_from(&self, recorded: &RenderInputs) -> Vec<&'static str> {
+        let mut fields = Vec::new();
+        if self.api != recorded.api {
+            fields.push("api");
+        }
+        if self.model != recorded.model {
+            fields.push("model");
+        }
+        if self.prompt != recorded.prompt {
+            fields.push("prompt");
+        }
+        if self.size != recorded.size {
+            fields.push("size");
+        }
+        if self.seconds != recorded.seconds {
+            fields.push("seconds");
+        }
+        if self.takes != recorded.takes {
+            fields.push("variants");
+        }
+        fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_named_and_the_hash_follows_them() {
+        let shot = Shot::new(
+            "a".into(),
+            "A fox.".into(),
+            "sora".into(),
+            Size::new(480, 480),
+            5,
+            2,
+            vec!["t".into()],
+        );
+        let a = RenderInputs::of(Api::AzureJobs, &shot);
+        let mut b = a.clone();
+        assert!(a.changed_from(&b).is_empty());
+        assert_eq!(a.hash(), b.hash());
+        b.prompt = "A cat.".into();
+        b.seconds = 6;
+        assert_eq!(a.changed_from(&b), ["prompt", "seconds"]);
+        assert_ne!(a.hash(), b.hash());
+        assert_eq!(a.job_request(true).variants, 2);
+        assert_eq!(a.job_request(false).variants, 1);
+    }
+}
