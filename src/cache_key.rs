@@ -26,6 +26,9 @@ struct CacheKey<'a> {
     height: u32,
     seconds: u32,
     variants: u32,
+    /// Absent when empty, so hashes made before `params` existed stay the same.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    params: &'a crate::shot::Params,
 }
 
 /// `sha256:<64 hex>` of the shot's render inputs.
@@ -44,6 +47,7 @@ pub fn hash(inputs: &RenderInputs) -> String {
         height: inputs.size.height,
         seconds: inputs.seconds,
         variants: inputs.takes,
+        params: &inputs.params,
     };
     let json =
         serde_json::to_vec(&key).expect("a struct of strings and integers always serializes");

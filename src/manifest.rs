@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use crate::catalogue::{BoardModels, Catalogue};
+use crate::catalogue::{BoardModels, Catalogue, Model};
 use crate::diagnostic::{Diagnostics, Problem, did_you_mean};
 use crate::limits::{Api, ApiLimits, Size};
-use crate::shot::Shot;
+use crate::shot::{Params, Shot};
 use crate::yaml::{self, Node, Span, Value};
 
 /// The file `shotlist` reads when no manifest is named.
@@ -34,6 +34,7 @@ pub(crate) const SHOT_KEYS: &[&str] = &[
     "model",
     "style",
     "tags",
+    "params",
 ];
 /// Longest shot id: ids become file names, and file systems cap names at 255 bytes.
 pub const MAX_ID_LEN: usize = 64;
@@ -694,10 +695,10 @@ impl Reader<'_> {
         };
         // A model the catalogue knows brings its own limits and defaults; other names
         // (deployments, a gateway's names) are held to the API's.
-        let own = model
+        let entry = model
             .as_ref()
-            .and_then(|m| self.catalogue.find(limits.api, &m.value))
-            .map(|entry| ApiLimits::for_model(self.catalogue, entry));
+            .and_then(|m| self.catalogue.find(limits.api, &m.value));
+        let own = entry.map(|entry| ApiLimits::for_model(self.catalogue, entry));
         let own_limits = own.as_ref().unwrap_or(limits);
         let size = match f.get("size") {
             Some(n) => self.size(n, limits),
@@ -741,6 +742,10 @@ impl Reader<'_> {
             Some(n) => self.tags(n),
             None => Some(Vec::new()),
         };
+        let params = match (f.get("params"), &model) {
+            (Some(n), Some(model)) => self.params(n, model, entry),
+            _ => Some(Params::new()),
+        };
 
         // Rules across fields, checked only when each field is itself fine, and not again
         // for a pair that both come from `defaults` (reported there once).
@@ -780,7 +785,7 @@ impl Reader<'_> {
         }
 
         let prompt = prompt.and_then(|p| self.final_prompt(p, style.as_ref(), own_limits))?;
-        Some(Shot::new(
+        let mut shot = Shot::new(
             id?,
             prompt,
             model?.value,
@@ -788,7 +793,9 @@ impl Reader<'_> {
             seconds?.value,
             variants?.value,
             tags?,
-        ))
+        );
+        shot.params = params?;
+        Some(shot)
     }
 
     fn variants_for_size(
@@ -990,6 +997,113 @@ impl Reader<'_> {
                 None
             }
         }
+    }
+
+    /// A shot's `params:`: each one a parameter of the model's catalogue entry, of its type
+    /// and range. A model the catalogue does not know cannot have its inputs checked.
+    fn params(&mut self, node: &Node, model: &At<String>, entry: Option<&Model>) -> Option<Params> {
+        let Value::Map(items) = &node.value else {
+            self.type_error(node, "a mapping", "write `params: {seed: 42}`".into());
+            return None;
+        };
+        let Some(entry) = entry else {
+            let mut p = Problem::new(
+                node.span.clone(),
+                format!(
+                    "model `{}` is not in the catalogue, so its `params` cannot be checked",
+                    model.value
+                ),
+            )
+            .label("unknown model")
+            .help(format!(
+                "add `{}` with its `params` to `{MODELS_FILE}`, or remove `params`",
+                model.value
+            ));
+            if !model.span.is_empty() {
+                p = p.related(model.span.clone(), "model");
+            }
+            self.problems.push(p);
+            return None;
+        };
+        let mut out = Params::new();
+        let mut ok = true;
+        for (key, value) in items {
+            let Some(name) = key.as_str() else {
+                self.type_error(
+                    key,
+                    "a parameter name",
+                    "parameter names are strings".into(),
+                );
+                ok = false;
+                continue;
+            };
+            let Some(param) = entry.params.iter().find(|p| p.name == name) else {
+                let known = entry.params.iter().map(|p| p.name.as_str());
+                let help = match did_you_mean(name, known) {
+                    Some(m) => format!("did you mean `{m}`?"),
+                    None if entry.params.is_empty() => {
+                        format!("`{}` takes no parameters", entry.id)
+                    }
+                    None => format!(
+                        "`{}` takes: {}",
+                        entry.id,
+                        entry
+                            .params
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                self.problems.push(
+                    Problem::new(
+                        key.span.clone(),
+                        format!("model `{}` takes no parameter `{name}`", entry.id),
+                    )
+                    .label("unknown parameter")
+                    .help(help),
+                );
+                ok = false;
+                continue;
+            };
+            let json = match &value.value {
+                Value::Int(i) => serde_json::json!(i),
+                Value::Float(f) => serde_json::json!(f),
+                Value::Bool(b) => serde_json::json!(b),
+                Value::Str(s) => serde_json::json!(s),
+                other => {
+                    self.problems.push(
+                        Problem::new(
+                            value.span.clone(),
+                            format!("parameter `{name}` is {}", other.kind()),
+                        )
+                        .label("not a value")
+                        .help("a parameter is a number, `true`/`false` or a string"),
+                    );
+                    ok = false;
+                    continue;
+                }
+            };
+            if let Err(message) = param.check(&json) {
+                self.problems.push(
+                    Problem::new(
+                        value.span.clone(),
+                        format!("invalid parameter for `{}`: {message}", entry.id),
+                    )
+                    .label("out of range")
+                    .help(
+                        param
+                            .description
+                            .clone()
+                            .unwrap_or_else(|| "see `shotlist models`".into()),
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            out.insert(name.to_owned(), json);
+        }
+        ok.then_some(out)
     }
 
     fn tags(&mut self, node: &Node) -> Option<Vec<String>> {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::JobRequest;
 use crate::limits::{Api, Size};
-use crate::shot::Shot;
+use crate::shot::{Params, Shot};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +20,9 @@ pub struct RenderInputs {
     pub seconds: u32,
     /// Takes (variants) of the shot.
     pub takes: u32,
+    /// The model's own inputs (`params:`).
+    #[serde(default, skip_serializing_if = "Params::is_empty")]
+    pub params: Params,
 }
 
 impl RenderInputs {
@@ -31,6 +34,7 @@ impl RenderInputs {
             size: shot.size,
             seconds: shot.seconds,
             takes: shot.variants,
+            params: shot.params.clone(),
         }
     }
 
@@ -48,6 +52,7 @@ impl RenderInputs {
             size: self.size,
             seconds: self.seconds,
             variants: if takes_per_job { self.takes } else { 1 },
+            params: self.params.clone(),
         }
     }
 
@@ -71,6 +76,9 @@ impl RenderInputs {
         }
         if self.takes != recorded.takes {
             fields.push("variants");
+        }
+        if self.params != recorded.params {
+            fields.push("params");
         }
         fields
     }
@@ -99,6 +107,11 @@ mod tests {
         b.seconds = 6;
         assert_eq!(a.changed_from(&b), ["prompt", "seconds"]);
         assert_ne!(a.hash(), b.hash());
+        let mut c = a.clone();
+        c.params.insert("seed".into(), serde_json::json!(42));
+        assert_eq!(c.changed_from(&a), ["params"]);
+        assert_ne!(c.hash(), a.hash());
+        assert_eq!(c.job_request(true).params["seed"], 42);
         assert_eq!(a.job_request(true).variants, 2);
         assert_eq!(a.job_request(false).variants, 1);
     }

@@ -89,6 +89,19 @@ struct ShotEntry {
     style: Option<String>,
     /// Labels to select shots with `--tag`.
     tags: Option<Vec<Tag>>,
+    /// The model's own inputs (see `shotlist models`), e.g. `{seed: 42}`: numbers,
+    /// booleans or strings, checked against the model's catalogue entry.
+    params: Option<std::collections::BTreeMap<String, ParamValue>>,
+}
+
+/// A model parameter's value.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(untagged)]
+enum ParamValue {
+    Number(f64),
+    Boolean(bool),
+    Text(String),
 }
 
 /// A label to select shots with.

@@ -14,7 +14,12 @@ pub struct Shot {
     pub seconds: u32,
     pub variants: u32,
     pub tags: Vec<String>,
+    /// The model's own inputs (`params:`), checked against its catalogue entry.
+    pub params: Params,
 }
+
+/// Model-specific inputs by name: numbers, booleans and strings.
+pub type Params = std::collections::BTreeMap<String, serde_json::Value>;
 
 impl Shot {
     pub fn new(
@@ -34,6 +39,7 @@ impl Shot {
             seconds,
             variants,
             tags,
+            params: Params::new(),
         }
     }
 

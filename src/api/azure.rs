@@ -102,14 +102,17 @@ impl AzureClient {
 
     /// `CreateVideoGenerationRequest`, JSON.
     pub fn request_body(req: &JobRequest) -> serde_json::Value {
-        json!({
-            "prompt": req.prompt,
-            "width": req.size.width,
-            "height": req.size.height,
-            "n_seconds": req.seconds,
-            "n_variants": req.variants,
-            "model": req.model,
-        })
+        super::with_params(
+            json!({
+                "prompt": req.prompt,
+                "width": req.size.width,
+                "height": req.size.height,
+                "n_seconds": req.seconds,
+                "n_variants": req.variants,
+                "model": req.model,
+            }),
+            &req.params,
+        )
     }
 
     pub async fn create(&self, req: &JobRequest) -> Result<Job> {

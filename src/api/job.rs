@@ -19,6 +19,8 @@ pub struct JobRequest {
     pub seconds: u32,
     /// Variants in this one job. Must be 1 where `Client::variants_per_job` is false.
     pub variants: u32,
+    /// The model's own inputs, sent as the protocol carries them.
+    pub params: crate::shot::Params,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -226,6 +226,20 @@ pub(crate) fn endpoint_url(base: &Url, segments: &[&str], query: &[(&str, &str)]
     url
 }
 
+/// A create body with the model's own inputs added as top-level fields (the Sora
+/// protocols take extra inputs there; a field the protocol already sets is never replaced).
+pub(crate) fn with_params(
+    mut body: serde_json::Value,
+    params: &crate::shot::Params,
+) -> serde_json::Value {
+    if let Some(obj) = body.as_object_mut() {
+        for (k, v) in params {
+            obj.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    body
+}
+
 /// Deserializes an answer; a mismatch names the thing and serde's reason, not the body.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| ApiError::Protocol {

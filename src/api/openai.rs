@@ -96,12 +96,15 @@ impl OpenAiClient {
 
     /// `CreateVideoJsonBody`.
     pub fn request_body(req: &JobRequest) -> serde_json::Value {
-        json!({
-            "prompt": req.prompt,
-            "model": req.model,
-            "size": req.size.to_string(),
-            "seconds": req.seconds.to_string(),
-        })
+        super::with_params(
+            json!({
+                "prompt": req.prompt,
+                "model": req.model,
+                "size": req.size.to_string(),
+                "seconds": req.seconds.to_string(),
+            }),
+            &req.params,
+        )
     }
 
     pub async fn create(&self, req: &JobRequest) -> Result<Job> {

@@ -202,6 +202,7 @@ fn fox(variants: u32, seconds: u32) -> JobRequest {
         size: Size::new(1280, 720),
         seconds,
         variants,
+        params: Default::default(),
     }
 }
 

@@ -91,6 +91,7 @@ fn request() -> JobRequest {
         size: crate::limits::Size::new(480, 480),
         seconds: 5,
         variants: 1,
+        params: Default::default(),
     }
 }
 

@@ -808,6 +808,9 @@ models:
     default_seconds: 6
     default_takes: 1
     prompt_chars: { min: 1, max: 200 }
+    params:
+      - { name: seed, type: integer, min: 0, max: 4294967295 }
+      - { name: motion, type: string, one_of: [low, high] }
     price: { currency: USD, per_second: 0.05 }
 ";
 
@@ -816,7 +819,7 @@ models:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_added_in_the_board_models_file_validates_and_renders() {
     let p = Project::new(
-        "version: 1\ndefaults:\n  model: lantern-v1\nshots:\n  - id: a\n    prompt: A lantern on a pier.\n    size: 640x360\n    variants: 2\n  - id: b\n    prompt: A lantern in the fog.\n    size: 480x480\n    seconds: 3\n",
+        "version: 1\ndefaults:\n  model: lantern-v1\nshots:\n  - id: a\n    prompt: A lantern on a pier.\n    size: 640x360\n    variants: 2\n    params: {seed: 7, motion: low}\n  - id: b\n    prompt: A lantern in the fog.\n    size: 480x480\n    seconds: 3\n",
     );
     std::fs::write(p.path("shotlist.models.yaml"), BOARD_MODELS).unwrap();
     let validate = |manifest: &str| {
@@ -829,7 +832,7 @@ async fn a_model_added_in_the_board_models_file_validates_and_renders() {
             .unwrap()
     };
     let bad = validate(
-        "version: 1\nshots:\n  - id: a\n    prompt: x\n    model: lantern-v1\n    size: 1280x720\n  - id: b\n    prompt: y\n    model: lantern-v1\n    size: 480x480\n    seconds: 5\n  - id: c\n    prompt: z\n    size: 640x360\n",
+        "version: 1\nshots:\n  - id: a\n    prompt: x\n    model: lantern-v1\n    size: 1280x720\n  - id: b\n    prompt: y\n    model: lantern-v1\n    size: 480x480\n    seconds: 5\n  - id: c\n    prompt: z\n    size: 640x360\n  - id: d\n    prompt: w\n    model: lantern-v1\n    size: 480x480\n    params: {sead: 1, motion: medium}\n",
     );
     assert_eq!(code(&bad), 3, "{}", text(&bad));
     for (at, message) in [
@@ -839,6 +842,11 @@ async fn a_model_added_in_the_board_models_file_validates_and_renders() {
             "5 seconds is out of range for `lantern-v1`",
         ),
         ("check.yaml:14:11", "size 640x360 needs model `lantern-v1`"),
+        (
+            "check.yaml:19:14",
+            "model `lantern-v1` takes no parameter `sead`",
+        ),
+        ("check.yaml:19:31", "`motion` is one of: low, high"),
     ] {
         assert!(
             text(&bad).contains(at) && text(&bad).contains(message),
@@ -865,6 +873,7 @@ async fn a_model_added_in_the_board_models_file_validates_and_renders() {
     }
     let lock = p.lock();
     let inputs = lock.shots["a"].inputs.as_ref().unwrap();
+    assert_eq!(inputs.params["seed"], 7);
     assert_eq!(inputs.seconds, 6, "the model's own default");
     assert_eq!(inputs.size.to_string(), "640x360");
     p.assert_outputs_match_lock();

@@ -76,12 +76,103 @@ pub struct Model {
     pub default_seconds: u32,
     pub default_takes: u32,
     pub prompt_chars: CharRange,
+    /// The model's own inputs a shot may set under `params:` (seed, negative prompt, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
     /// Absent: the price is unknown (never taken as free).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Price>,
     /// Required in the shipped catalogue; optional in a board's own models.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<Source>,
+}
+
+/// One model-specific input: its name in the request, its type and range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Param {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ParamKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// For strings: the values allowed (any when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub one_of: Vec<String>,
+    /// What the provider uses when the shot sets none (documentation; never sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamKind {
+    Integer,
+    Number,
+    Boolean,
+    String,
+}
+
+impl Param {
+    /// Why `value` is not one this parameter takes, if it is not.
+    pub fn check(&self, value: &serde_json::Value) -> Result<(), String> {
+        use serde_json::Value;
+        let range = || match (self.min, self.max) {
+            (Some(a), Some(b)) => format!(" from {a} to {b}"),
+            (Some(a), None) => format!(" of at least {a}"),
+            (None, Some(b)) => format!(" of at most {b}"),
+            (None, None) => String::new(),
+        };
+        let in_range = |n: f64| self.min.is_none_or(|m| n >= m) && self.max.is_none_or(|m| n <= m);
+        match (self.kind, value) {
+            (ParamKind::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => {
+                let v = n.as_f64().unwrap_or(f64::NAN);
+                if in_range(v) {
+                    Ok(())
+                } else {
+                    Err(format!("`{}` is a whole number{}", self.name, range()))
+                }
+            }
+            (ParamKind::Number, Value::Number(n)) => {
+                let v = n.as_f64().unwrap_or(f64::NAN);
+                if in_range(v) {
+                    Ok(())
+                } else {
+                    Err(format!("`{}` is a number{}", self.name, range()))
+                }
+            }
+            (ParamKind::Boolean, Value::Bool(_)) => Ok(()),
+            (ParamKind::String, Value::String(s))
+                if self.one_of.is_empty() || self.one_of.contains(s) =>
+            {
+                Ok(())
+            }
+            (ParamKind::String, Value::String(_)) => Err(format!(
+                "`{}` is one of: {}",
+                self.name,
+                self.one_of.join(", ")
+            )),
+            (kind, _) => Err(format!(
+                "`{}` is {}{}",
+                self.name,
+                match kind {
+                    ParamKind::Integer => "a whole number",
+                    ParamKind::Number => "a number",
+                    ParamKind::Boolean => "`true` or `false`",
+                    ParamKind::String => "a string",
+                },
+                if matches!(kind, ParamKind::Integer | ParamKind::Number) {
+                    range()
+                } else {
+                    String::new()
+                }
+            )),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -358,6 +449,28 @@ impl Catalogue {
             ),
             Ok(_) => {}
             Err(e) => problem("seconds", e),
+        }
+        for (j, p) in m.params.iter().enumerate() {
+            if m.params[..j].iter().any(|q| q.name == p.name) {
+                problem("params", format!("parameter `{}` is listed twice", p.name));
+            }
+            if p.min.zip(p.max).is_some_and(|(a, b)| a > b) {
+                problem(
+                    "params",
+                    format!("parameter `{}` has `min` above `max`", p.name),
+                );
+            }
+            if p.name.is_empty()
+                || !p
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                problem(
+                    "params",
+                    format!("parameter name `{}` is not letters, digits and `_`", p.name),
+                );
+            }
         }
         if m.default_takes == 0 {
             problem("default_takes", "`default_takes` is at least 1".into());
