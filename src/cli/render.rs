@@ -8,7 +8,7 @@ use miette::{IntoDiagnostic, WrapErr};
 use super::selection::{Planned, Selection};
 use crate::api::{Auth, Client, ClientOptions, Endpoint};
 use crate::endpoint::{self, Target};
-use crate::engine::{self, Config, Outcome, Stop};
+use crate::engine::{self, Config, Stop};
 use crate::exit_codes;
 use crate::pacer::Pacer;
 use crate::plan::Action;
@@ -241,34 +241,27 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         stop_local(emulator).await;
     }
 
-    if let Some(fatal) = report.fatal {
-        eprintln!("error: {fatal}");
-        eprintln!(
-            "  help: the run stopped so nothing more is sent with the {credential}. Use a key of this resource \
-             (AZURE_OPENAI_API_KEY or OPENAI_API_KEY), or Microsoft Entra ID (AZURE_OPENAI_AD_TOKEN, or unset \
-             the key and `az login`), then run again: finished work is recorded"
-        );
-        return Ok(ExitCode::from(exit_codes::AUTH));
+    let Some(error) = report.error() else {
+        return Ok(ExitCode::from(exit_codes::SUCCESS));
+    };
+    match &error {
+        engine::RenderError::CredentialRefused(_) => {
+            eprintln!("error: {error}");
+            eprintln!(
+                "  help: the run stopped so nothing more is sent with the {credential}. Use a key of this resource \
+                 (AZURE_OPENAI_API_KEY or OPENAI_API_KEY), or Microsoft Entra ID (AZURE_OPENAI_AD_TOKEN, or unset \
+                 the key and `az login`), then run again: finished work is recorded"
+            );
+        }
+        engine::RenderError::ShotsFailed(_) => {
+            eprintln!("error: {error}");
+            eprintln!(
+                "  help: each shot's reason is above; run again to retry them: finished work is recorded"
+            );
+        }
+        engine::RenderError::Interrupted => {}
     }
-    let failed: Vec<&str> = report
-        .outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
-        .map(|(id, _)| id.as_str())
-        .collect();
-    if !failed.is_empty() {
-        eprintln!(
-            "error: {} shot{} failed: {}",
-            failed.len(),
-            if failed.len() == 1 { "" } else { "s" },
-            failed.join(", ")
-        );
-        return Ok(ExitCode::from(exit_codes::SHOTS_FAILED));
-    }
-    if report.summary.interrupted {
-        return Ok(ExitCode::from(exit_codes::INTERRUPTED));
-    }
-    Ok(ExitCode::from(exit_codes::SUCCESS))
+    Ok(ExitCode::from(error.exit_code()))
 }
 
 /// Name of the file a render holds locked in the output folder while it runs.

@@ -9,7 +9,7 @@ impl Run {
     ///
     /// A shot's creates run one at a time, so that a reconciliation never mistakes the
     /// job of a sibling variant (same request) for its own.
-    pub(super) async fn create(&self, work: &ShotWork, index: usize) -> Result<Job, String> {
+    pub(super) async fn create(&self, work: &ShotWork, index: usize) -> Result<Job, ShotError> {
         let _one_at_a_time = work.creating.lock().await;
         let id = &work.plan.id;
         let req = self.request_for(&work.plan.shot);
@@ -23,9 +23,9 @@ impl Run {
             && !self.client.can_list()
             && !self.config.force
         {
-            return Err(format!(
+            return Err(ShotError::NotSent(format!(
                 "a create sent at {sent} may have made a job, and this provider cannot list its jobs to find it; not sending another (check the provider's dashboard, then run with --force to render it anew)"
-            ));
+            )));
         }
         if let Some(sent) = earlier.filter(|_| self.client.can_list()) {
             match self.reconcile(&req, sent.as_second() - 120, 1).await {
@@ -49,12 +49,12 @@ impl Run {
                         shot.creating.insert(index as u32, self.now());
                     }
                 })
-                .map_err(|e| e.to_string())?;
+                .map_err(ShotError::from)?;
             match self.client.create(&req).await {
                 Ok(job) => {
                     self.record_created(work, index, &job)?;
                     self.jobs_created.fetch_add(1, Ordering::SeqCst);
-                    self.reporter.emit(Event::JobCreated {
+                    self.emit(Event::JobCreated {
                         id: id.clone(),
                         job: job.id.clone(),
                     });
@@ -62,9 +62,9 @@ impl Run {
                 }
                 Err(ApiError::CreateOutcomeUnknown { message, .. }) if !self.client.can_list() => {
                     // The mark stays: the next run refuses to create again unless forced.
-                    return Err(format!(
+                    return Err(ShotError::NotSent(format!(
                         "the answer to the create was lost ({message}) and this provider cannot list its jobs: the job may exist and is not sent again; check the provider's dashboard, then run with --force to render it anew"
-                    ));
+                    )));
                 }
                 Err(ApiError::CreateOutcomeUnknown { .. }) => {
                     // The request may have reached the service, which may still be making
@@ -73,7 +73,7 @@ impl Run {
                     match self.reconcile(&req, since, 3).await {
                         Ok(Some(job)) => return self.adopt(work, index, job),
                         Ok(None) if attempt < 4 => {
-                            self.reporter.emit(Event::Retry {
+                            self.emit(Event::Retry {
                                 id: id.clone(),
                                 what: format!("create (job {})", index + 1),
                                 attempt,
@@ -82,10 +82,10 @@ impl Run {
                             });
                         }
                         Ok(None) => {
-                            return Err(
+                            return Err(ShotError::NotSent(
                                 "failed to create the job: the connection was lost repeatedly"
                                     .into(),
-                            );
+                            ));
                         }
                         Err(e) => {
                             return Err(self.api_failure(
@@ -111,7 +111,7 @@ impl Run {
     /// Before a render's first create: cancel the shot's outdated jobs still alive at the
     /// service. If one cannot be cancelled, nothing is created: a shot never has two jobs
     /// running, and the outdated one stays recorded.
-    pub(super) async fn cancel_outdated(&self, work: &ShotWork) -> Result<(), String> {
+    pub(super) async fn cancel_outdated(&self, work: &ShotWork) -> Result<(), ShotError> {
         if work.plan.action != Action::Render || work.entry_started.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -120,7 +120,7 @@ impl Run {
         };
         for job in old.jobs.iter().filter(|j| j.status.is_alive()) {
             match self.client.delete(&job.id).await {
-                Ok(()) => self.reporter.emit(Event::Notice {
+                Ok(()) => self.emit(Event::Notice {
                     message: format!("cancelled outdated job {} of `{}`", job.id, work.plan.id),
                 }),
                 Err(e) => {
@@ -157,10 +157,10 @@ impl Run {
         }
     }
 
-    pub(super) fn adopt(&self, work: &ShotWork, index: usize, job: Job) -> Result<Job, String> {
+    pub(super) fn adopt(&self, work: &ShotWork, index: usize, job: Job) -> Result<Job, ShotError> {
         self.record_created(work, index, &job)?;
         self.jobs_created.fetch_add(1, Ordering::SeqCst);
-        self.reporter.emit(Event::JobAdopted {
+        self.emit(Event::JobAdopted {
             id: work.plan.id.clone(),
             job: job.id.clone(),
         });
@@ -198,7 +198,7 @@ impl Run {
         work: &ShotWork,
         index: usize,
         job: &Job,
-    ) -> Result<(), String> {
+    ) -> Result<(), ShotError> {
         self.known_jobs
             .lock()
             .expect("known lock")
@@ -223,6 +223,6 @@ impl Run {
                     shot.jobs.push(lock);
                 }
             })
-            .map_err(|e| e.to_string())
+            .map_err(ShotError::from)
     }
 }

@@ -20,11 +20,22 @@ pub async fn run(
         .values()
         .flat_map(|s| s.jobs.iter().map(|j| j.id.clone()))
         .collect();
+    // Tasks send their events here; this function alone hands them to the reporter, in
+    // the order they were sent.
+    let (events, mut inbox) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let forward = {
+        let reporter = Arc::clone(&reporter);
+        tokio::spawn(async move {
+            while let Some(event) = inbox.recv().await {
+                reporter.emit(event);
+            }
+        })
+    };
     let run = Arc::new(Run {
         client,
         storyboard,
         recorder,
-        reporter,
+        events,
         slots: JobSlots::new(config.max_jobs),
         schedule: poll::PollSchedule::new(&config),
         config,
@@ -46,8 +57,7 @@ pub async fn run(
             plan: sp,
             started: Instant::now(),
             remaining: AtomicUsize::new(0),
-            failure: Mutex::new(None),
-            not_started: AtomicBool::new(false),
+            state: Mutex::new(ShotState::Working),
             entry_started: AtomicBool::new(false),
             creating: tokio::sync::Mutex::new(()),
         }));
@@ -58,19 +68,19 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     let mut queued: Vec<(u64, Arc<ShotWork>, Item)> = Vec::new();
     for work in &works {
-        run.reporter.emit(Event::Shot {
+        run.emit(Event::Shot {
             id: work.plan.id.clone(),
             action: work.plan.action.as_str().into(),
             reason: work.plan.reason.to_string(),
         });
         let items = match run.prepare(work).await {
             Ok(items) => items,
-            Err(message) => {
-                run.reporter.emit(Event::ShotFailed {
+            Err(error) => {
+                run.emit(Event::ShotFailed {
                     id: work.plan.id.clone(),
-                    message: message.clone(),
+                    message: error.to_string(),
                 });
-                work.fail(message);
+                work.fail(&error);
                 run.finish_shot(work);
                 continue;
             }
@@ -94,7 +104,7 @@ pub async fn run(
         let slot = match item {
             Item::Download { .. } => None,
             Item::Create { .. } if run.stop.requested() => {
-                work.not_started.store(true, Ordering::SeqCst);
+                work.not_started();
                 if work.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
                     run.finish_shot(&work);
                 }
@@ -103,7 +113,7 @@ pub async fn run(
             _ => Some(run.slots.acquire(item.priority(&work.plan.shot)).await),
         };
         if matches!(item, Item::Create { .. }) && run.stop.requested() {
-            work.not_started.store(true, Ordering::SeqCst);
+            work.not_started();
             if work.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
                 run.finish_shot(&work);
             }
@@ -120,26 +130,19 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
 
     for work in &works {
-        let outcome = match (
-            work.failure.lock().expect("work lock").clone(),
-            work.not_started.load(Ordering::SeqCst),
-        ) {
-            (Some(message), _) => Outcome::Failed(message),
-            (None, true) => Outcome::NotStarted,
-            (None, false) if work.plan.action == Action::Download => Outcome::Downloaded,
-            (None, false) if work.plan.action == Action::Reuse => Outcome::Reused,
-            (None, false) => Outcome::Rendered,
+        let outcome = match work.state() {
+            ShotState::Failed(message) => Outcome::Failed(message),
+            ShotState::NotStarted => Outcome::NotStarted,
+            ShotState::Working if work.plan.action == Action::Download => Outcome::Downloaded,
+            ShotState::Working if work.plan.action == Action::Reuse => Outcome::Reused,
+            ShotState::Working => Outcome::Rendered,
         };
         outcomes.push((work.plan.id.clone(), outcome));
     }
     let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
     let video_seconds: u64 = works
         .iter()
-        .filter(|w| {
-            w.plan.action == Action::Render
-                && w.failure.lock().expect("work lock").is_none()
-                && !w.not_started.load(Ordering::SeqCst)
-        })
+        .filter(|w| w.plan.action == Action::Render && w.state() == ShotState::Working)
         .map(|w| w.plan.shot.video_seconds())
         .sum();
     let summary = Summary {
@@ -151,20 +154,29 @@ pub async fn run(
         jobs_created: run.jobs_created.load(Ordering::SeqCst),
         video_seconds,
         requests: run.client.requests(),
-        wall_ms: run.reporter.elapsed().as_millis() as u64,
+        wall_ms: reporter.elapsed().as_millis() as u64,
         interrupted: run.stop.requested() && run.stop.fatal_error().is_none(),
     };
     outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    let fatal = run.stop.fatal_error();
+    // Every event reaches the reporter before the summary does.
+    drop(run);
+    let _ = forward.await;
     Report {
         outcomes,
         summary,
-        fatal: run.stop.fatal_error(),
+        fatal,
     }
 }
 
 impl Run {
+    /// Sends an event to the reporter (through dispatch, the one that talks to it).
+    pub(super) fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
     /// Decides the items of one shot and records a new lockfile entry when rendering.
-    pub(super) async fn prepare(&self, work: &ShotWork) -> Result<Vec<Item>, String> {
+    pub(super) async fn prepare(&self, work: &ShotWork) -> Result<Vec<Item>, ShotError> {
         let sp = &work.plan;
         let shot = &sp.shot;
         if sp.action == Action::Reuse {
@@ -184,7 +196,9 @@ impl Run {
                 .collect());
         }
         let Some(entry) = existing else {
-            return Err("the lockfile entry vanished during the run".into());
+            return Err(ShotError::Files(
+                "the lockfile entry vanished during the run".into(),
+            ));
         };
         let per_job = self.per_job();
         let needs_download = |job: &JobLock| {
@@ -240,38 +254,40 @@ impl Run {
                 self.download_job(work, &job).await
             }
         };
-        if let Err(message) = result {
-            self.reporter.emit(Event::ShotFailed {
+        if let Err(error) = result {
+            self.emit(Event::ShotFailed {
                 id: id.clone(),
-                message: message.clone(),
+                message: error.to_string(),
             });
-            work.fail(message);
+            work.fail(&error);
         }
     }
 
     pub(super) fn finish_shot(&self, work: &ShotWork) {
         let id = work.plan.id.clone();
-        if work.failure.lock().expect("work lock").is_some() {
+        match work.state() {
             // Already reported when it happened.
-        } else if work.not_started.load(Ordering::SeqCst) {
-            self.reporter.emit(Event::Notice {
+            ShotState::Failed(_) => {}
+            ShotState::NotStarted => self.emit(Event::Notice {
                 message: format!("`{id}` not started: the run is stopping"),
-            });
-        } else {
-            self.reporter.emit(Event::ShotDone {
+            }),
+            ShotState::Working => self.emit(Event::ShotDone {
                 id,
                 elapsed_ms: work.started.elapsed().as_millis() as u64,
-            });
+            }),
         }
     }
 
     /// Turns a client error into the shot's message; a rejected credential stops the run.
-    pub(super) fn api_failure(&self, what: &str, e: ApiError) -> String {
-        let message = format!("{what}: {e}");
-        if e.is_fatal() {
-            self.stop.fatal(message.clone());
+    pub(super) fn api_failure(&self, what: &str, e: ApiError) -> ShotError {
+        let error = ShotError::Api {
+            what: what.to_owned(),
+            source: Box::new(e),
+        };
+        if error.is_fatal() {
+            self.stop.fatal(error.to_string());
         }
-        message
+        error
     }
 
     /// Now, by the run's clock (see `origin`).

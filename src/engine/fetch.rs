@@ -5,25 +5,31 @@ use super::*;
 
 impl Run {
     /// Downloads every generation of a finished job that is not on disk as recorded.
-    pub(super) async fn download_job(&self, work: &ShotWork, job_id: &str) -> Result<(), String> {
+    pub(super) async fn download_job(
+        &self,
+        work: &ShotWork,
+        job_id: &str,
+    ) -> Result<(), ShotError> {
         let id = &work.plan.id;
         let entry = self
             .recorder
             .shot(id)
-            .ok_or("the lockfile entry vanished during the run")?;
+            .ok_or_else(|| ShotError::Files("the lockfile entry vanished during the run".into()))?;
         let job = entry
             .jobs
             .iter()
             .find(|j| j.id == job_id)
-            .ok_or("the job vanished from the lockfile")?
+            .ok_or_else(|| ShotError::Files("the job vanished from the lockfile".into()))?
             .clone();
         if job.generations.is_empty() {
-            return Err(format!("job {job_id} succeeded but lists no video"));
+            return Err(ShotError::Files(format!(
+                "job {job_id} succeeded but lists no video"
+            )));
         }
         let out_dir = self.storyboard.output_dir();
-        tokio::fs::create_dir_all(&out_dir)
-            .await
-            .map_err(|e| format!("failed to create `{}`: {e}", out_dir.display()))?;
+        tokio::fs::create_dir_all(&out_dir).await.map_err(|e| {
+            ShotError::Files(format!("failed to create `{}`: {e}", out_dir.display()))
+        })?;
         for g in &job.generations {
             if g.file.as_ref().is_some_and(|f| {
                 plan::check_file(&self.storyboard.dir, f, false) == plan::FileState::Unchanged
@@ -45,7 +51,7 @@ impl Run {
                 {
                     Ok(t) => Some(t),
                     Err(message) => {
-                        self.reporter.emit(Event::Notice {
+                        self.emit(Event::Notice {
                             message: format!("`{id}`: thumbnail not saved: {message}"),
                         });
                         None
@@ -54,14 +60,14 @@ impl Run {
             } else {
                 None
             };
-            self.reporter.emit(Event::Downloaded {
+            self.emit(Event::Downloaded {
                 id: id.clone(),
                 path: file.path.clone(),
                 bytes: file.bytes,
             });
             self.recorder
                 .file_saved(id, job_id, &g.id, file, thumbnail)
-                .map_err(|e| e.to_string())?;
+                .map_err(ShotError::from)?;
         }
         Ok(())
     }
@@ -74,17 +80,17 @@ impl Run {
         generation: &str,
         name: &str,
         kind: ContentKind,
-    ) -> Result<FileLock, String> {
+    ) -> Result<FileLock, ShotError> {
         let rel = self.storyboard.output.join(name);
         let path = self.storyboard.dir.join(&rel);
         let mut attempt = 0;
         loop {
             attempt += 1;
             if job.expires_at.is_some_and(|e| e <= self.now()) {
-                return Err(format!(
+                return Err(ShotError::Files(format!(
                     "job {} expired before its video was saved; run again to re-render",
                     job.id
-                ));
+                )));
             }
             let content = ContentRef {
                 job_id: &job.id,
@@ -95,7 +101,10 @@ impl Run {
             match result {
                 Ok(d) => {
                     let meta = std::fs::metadata(&path).map_err(|e| {
-                        format!("failed to read `{}` after saving: {e}", path.display())
+                        ShotError::Files(format!(
+                            "failed to read `{}` after saving: {e}",
+                            path.display()
+                        ))
                     })?;
                     return Ok(FileLock {
                         path: rel_string(&rel),
@@ -109,9 +118,9 @@ impl Run {
                 // persists only this shot fails (the job stays recorded: the next run
                 // downloads it again, never re-creates it).
                 Err(e @ ApiError::Auth { .. }) if attempt >= self.config.download_attempts => {
-                    return Err(format!(
+                    return Err(ShotError::Files(format!(
                         "failed to download {name} after {attempt} attempts: {e}"
-                    ));
+                    )));
                 }
                 Err(ApiError::NotFound { .. } | ApiError::Expired { .. }) => {
                     let message = format!(
@@ -124,7 +133,9 @@ impl Run {
                     if matches!(kind, ContentKind::Video) {
                         self.record_job_failed(&work.plan.id, &job.id, "gone", &message)?;
                     }
-                    return Err(format!("{message}; run again to render it anew"));
+                    return Err(ShotError::Files(format!(
+                        "{message}; run again to render it anew"
+                    )));
                 }
                 Err(e) if attempt < self.config.download_attempts => {
                     let ours = Duration::from_millis(250 * (1 << attempt.min(6)));
@@ -133,7 +144,7 @@ impl Run {
                         _ => None,
                     };
                     let delay = hint.map_or(ours, |h| h.max(ours)).min(self.config.poll_max);
-                    self.reporter.emit(Event::Retry {
+                    self.emit(Event::Retry {
                         id: work.plan.id.clone(),
                         what: format!("download of {name}"),
                         attempt,
@@ -143,9 +154,9 @@ impl Run {
                     tokio::time::sleep(delay).await;
                 }
                 Err(e) => {
-                    return Err(format!(
+                    return Err(ShotError::Files(format!(
                         "failed to download {name} after {attempt} attempts: {e}"
-                    ));
+                    )));
                 }
             }
         }

@@ -110,6 +110,84 @@ impl Stop {
     }
 }
 
+/// Why a shot did not end rendered. The run goes on for the other shots; only a refused
+/// credential ([`ShotError::is_fatal`]) stops it.
+#[derive(Debug, thiserror::Error)]
+pub enum ShotError {
+    /// The service refused or failed a request (after the transport's retries).
+    #[error("{what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: Box<ApiError>,
+    },
+    /// The lockfile could not be written: nothing more is done for the shot.
+    #[error("failed to record the shot: {0}")]
+    Lock(Box<lockfile::LockError>),
+    /// The job ended without a usable video: failed, cancelled, moderated, expired, gone.
+    #[error("{0}")]
+    Job(String),
+    /// No create was sent: one sent earlier may have made a job that cannot be found.
+    #[error("{0}")]
+    NotSent(String),
+    /// Saving or moving the shot's files failed.
+    #[error("{0}")]
+    Files(String),
+}
+
+impl From<lockfile::LockError> for ShotError {
+    fn from(e: lockfile::LockError) -> ShotError {
+        ShotError::Lock(Box::new(e))
+    }
+}
+
+impl ShotError {
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, ShotError::Api { source, .. } if source.is_fatal())
+    }
+}
+
+/// How a run ended when not cleanly; each maps to one exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A refused credential stopped the run.
+    #[error("{0}")]
+    CredentialRefused(String),
+    #[error("{} shot{} failed: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
+    ShotsFailed(Vec<String>),
+    #[error("interrupted; what finished is recorded")]
+    Interrupted,
+}
+
+impl RenderError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RenderError::CredentialRefused(_) => crate::exit_codes::AUTH,
+            RenderError::ShotsFailed(_) => crate::exit_codes::SHOTS_FAILED,
+            RenderError::Interrupted => crate::exit_codes::INTERRUPTED,
+        }
+    }
+}
+
+impl Report {
+    /// How the run ended, when not cleanly (the credential first, then failures).
+    pub fn error(&self) -> Option<RenderError> {
+        if let Some(fatal) = &self.fatal {
+            return Some(RenderError::CredentialRefused(fatal.clone()));
+        }
+        let failed: Vec<String> = self
+            .outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !failed.is_empty() {
+            return Some(RenderError::ShotsFailed(failed));
+        }
+        self.summary.interrupted.then_some(RenderError::Interrupted)
+    }
+}
+
 /// What happened to each shot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -136,7 +214,8 @@ struct Run {
     client: Client,
     storyboard: Storyboard,
     recorder: Arc<Recorder>,
-    reporter: Arc<Reporter>,
+    /// Events for the reporter; only dispatch talks to the reporter (see `emit`).
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
     slots: JobSlots,
     config: Config,
     stop: Arc<Stop>,
@@ -156,8 +235,7 @@ struct ShotWork {
     plan: ShotPlan,
     started: Instant,
     remaining: AtomicUsize,
-    failure: Mutex<Option<String>>,
-    not_started: AtomicBool,
+    state: Mutex<ShotState>,
     /// Held while one of the shot's jobs is being created.
     creating: tokio::sync::Mutex<()>,
     /// Whether this run has written the shot's new lockfile entry.
@@ -188,8 +266,26 @@ impl Item {
 /// before a job is given up for this run; it stays recorded and is resumed next time.
 const MAX_POLL_FAILURES: u32 = 30;
 
-/// The largest workload the services accept: 20 s at 1920x1080.
-const MAX_WORKLOAD: u64 = 20 * 1920 * 1080;
+/// The largest workload any catalogue model accepts (longest duration at its largest
+/// size): where the prior estimate of a job's time reaches its maximum.
+fn max_workload() -> u64 {
+    static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        crate::catalogue::Catalogue::builtin()
+            .models
+            .iter()
+            .filter_map(|m| {
+                let seconds = match m.seconds.rule().ok()? {
+                    crate::limits::SecondsRule::Range { max, .. } => max,
+                    crate::limits::SecondsRule::OneOf(v) => v.into_iter().max()?,
+                };
+                let pixels = m.sizes.iter().map(|s| s.size.pixels()).max()?;
+                Some(u64::from(seconds) * pixels)
+            })
+            .max()
+            .unwrap_or(1)
+    })
+}
 
 /// Relative cost of a shot's job: seconds x pixels x variants (how generation time grows).
 fn workload(shot: &Shot) -> u64 {
@@ -207,12 +303,34 @@ fn ts(unix: i64) -> Option<Timestamp> {
         .flatten()
 }
 
+/// Where one shot stands in this run. Moves forward only: a failure or a stop is final.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ShotState {
+    /// Items queued or running.
+    Working,
+    /// A create was not started because the run is stopping (the shot stays as it was).
+    NotStarted,
+    /// The first failure, in words (the others of the shot's items are not reported).
+    Failed(String),
+}
+
 impl ShotWork {
-    fn fail(&self, message: String) {
-        self.failure
-            .lock()
-            .expect("work lock")
-            .get_or_insert(message);
+    fn fail(&self, error: &ShotError) {
+        let mut state = self.state.lock().expect("work lock");
+        if !matches!(*state, ShotState::Failed(_)) {
+            *state = ShotState::Failed(error.to_string());
+        }
+    }
+
+    fn not_started(&self) {
+        let mut state = self.state.lock().expect("work lock");
+        if *state == ShotState::Working {
+            *state = ShotState::NotStarted;
+        }
+    }
+
+    fn state(&self) -> ShotState {
+        self.state.lock().expect("work lock").clone()
     }
 }
 

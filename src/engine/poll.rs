@@ -12,7 +12,7 @@ impl Run {
         job_id: String,
         slot: Option<crate::slots::Slot>,
         first: Option<Job>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ShotError> {
         let id = &work.plan.id;
         let started = tokio::time::Instant::now();
         let expected = self.schedule.expected(workload(&work.plan.shot));
@@ -30,9 +30,9 @@ impl Run {
                         "not_found",
                         "the job no longer exists at the service (expired or deleted)",
                     )?;
-                    return Err(format!(
+                    return Err(ShotError::Job(format!(
                         "job {job_id} no longer exists at the service (expired or deleted); run again to re-render"
-                    ));
+                    )));
                 }
                 Err(e) if e.is_fatal() => {
                     return Err(self.api_failure("failed to check the job", e));
@@ -42,7 +42,7 @@ impl Run {
                 Err(e) if failures < MAX_POLL_FAILURES => {
                     failures += 1;
                     wait = self.config.poll_max;
-                    self.reporter.emit(Event::Retry {
+                    self.emit(Event::Retry {
                         id: id.clone(),
                         what: format!("status of job {job_id}"),
                         attempt: failures,
@@ -61,9 +61,9 @@ impl Run {
                         j.service_status = Some(job.status_raw.clone());
                         j.expires_at = job.expires_at.and_then(ts).or(j.expires_at);
                     })
-                    .map_err(|e| e.to_string())?;
+                    .map_err(ShotError::from)?;
             }
-            self.reporter.emit(Event::JobStatus {
+            self.emit(Event::JobStatus {
                 id: id.clone(),
                 job: job_id.clone(),
                 status: job.status_raw.clone(),
@@ -92,7 +92,7 @@ impl Run {
                     job.status_raw
                 );
                 self.record_job_failed(id, &job_id, "expired_unfinished", &message)?;
-                return Err(message);
+                return Err(ShotError::Job(message));
             }
             let elapsed = started.elapsed();
             // The server's hint is a floor: never sooner than it asks, later if the job is
@@ -121,7 +121,7 @@ impl Run {
                         job.generations.len()
                     );
                     self.record_job_failed(id, &job_id, "incomplete", &message)?;
-                    return Err(message);
+                    return Err(ShotError::Job(message));
                 }
                 let generations: Vec<String> =
                     job.generations.iter().take(expected).cloned().collect();
@@ -144,7 +144,7 @@ impl Run {
                             })
                             .collect();
                     })
-                    .map_err(|e| e.to_string())?;
+                    .map_err(ShotError::from)?;
                 self.download_job(work, &job_id).await
             }
             status => {
@@ -177,12 +177,12 @@ impl Run {
                             revised_prompt: failure.revised_prompt.clone(),
                         });
                     })
-                    .map_err(|e| e.to_string())?;
+                    .map_err(ShotError::from)?;
                 let mut text = format!("job {job_id} {}: {code}: {message}", job.status_raw);
                 if let Some(rp) = &failure.revised_prompt {
                     text.push_str(&format!(" (revised prompt: {rp})"));
                 }
-                Err(text)
+                Err(ShotError::Job(text))
             }
         }
     }
@@ -194,7 +194,7 @@ impl Run {
         job_id: &str,
         code: &str,
         message: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), ShotError> {
         self.recorder
             .job(id, job_id, |j| {
                 j.status = JobState::Failed;
@@ -205,7 +205,7 @@ impl Run {
                     revised_prompt: None,
                 });
             })
-            .map_err(|e| e.to_string())
+            .map_err(ShotError::from)
     }
 }
 
@@ -238,7 +238,7 @@ impl PollSchedule {
         match *self.pace.lock().expect("pace lock") {
             Some(secs_per_unit) => Duration::from_secs_f64(secs_per_unit * workload as f64),
             None => {
-                let share = (workload as f64 / MAX_WORKLOAD as f64).min(1.0);
+                let share = (workload as f64 / max_workload() as f64).min(1.0);
                 self.estimate_min + (self.estimate_max - self.estimate_min).mul_f64(share)
             }
         }

@@ -7,11 +7,11 @@ impl Run {
     /// Gives a renamed shot the render recorded under its old id: its files are linked
     /// (or copied) to the new names and swapped in atomically, the lockfile entry moves,
     /// then the old names go. A crash anywhere leaves the old entry or the new one valid.
-    pub(super) fn reuse(&self, sp: &ShotPlan, from: &str) -> Result<(), String> {
+    pub(super) fn reuse(&self, sp: &ShotPlan, from: &str) -> Result<(), ShotError> {
         let mut entry = self
             .recorder
             .shot(from)
-            .ok_or("the renamed shot's entry vanished")?;
+            .ok_or_else(|| ShotError::Files("the renamed shot's entry vanished".into()))?;
         let dir = &self.storyboard.dir;
         let mut moves: Vec<(std::path::PathBuf, std::path::PathBuf)> = Vec::new();
         let out = &self.storyboard.output;
@@ -50,7 +50,9 @@ impl Run {
             }
         }
         if let Some(e) = refused {
-            return Err(format!("refused to reuse the render of `{from}`: {e}"));
+            return Err(ShotError::Files(format!(
+                "refused to reuse the render of `{from}`: {e}"
+            )));
         }
         let staged: Vec<_> = moves
             .iter()
@@ -61,13 +63,16 @@ impl Run {
                 let _ = std::fs::remove_file(&tmp);
                 std::fs::hard_link(old, &tmp)
                     .or_else(|_| std::fs::copy(old, &tmp).map(|_| ()))
-                    .map_err(|e| format!("failed to reuse `{}`: {e}", old.display()))?;
+                    .map_err(|e| {
+                        ShotError::Files(format!("failed to reuse `{}`: {e}", old.display()))
+                    })?;
                 Ok((tmp, new))
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, ShotError>>()?;
         for (tmp, new) in staged {
-            std::fs::rename(&tmp, new)
-                .map_err(|e| format!("failed to move into `{}`: {e}", new.display()))?;
+            std::fs::rename(&tmp, new).map_err(|e| {
+                ShotError::Files(format!("failed to move into `{}`: {e}", new.display()))
+            })?;
         }
         crate::atomic_write::sync_dir(&self.storyboard.output_dir());
         self.recorder
@@ -75,7 +80,7 @@ impl Run {
                 l.shots.remove(from);
                 l.shots.insert(sp.id.clone(), entry);
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(ShotError::from)?;
         let new_paths: HashSet<&std::path::PathBuf> = moves.iter().map(|(_, n)| n).collect();
         for (old, _) in &moves {
             if !new_paths.contains(old) {

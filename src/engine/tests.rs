@@ -234,6 +234,10 @@ async fn a_job_whose_content_expires_during_its_download_is_recorded_gone_not_re
         panic!("{report:?}")
     };
     assert!(message.contains("no longer has"), "{message}");
+    assert_eq!(
+        report.error().map(|e| e.exit_code()),
+        Some(crate::exit_codes::SHOTS_FAILED)
+    );
     let c = provider.counters();
     assert_eq!(
         (c.creates, c.downloads),

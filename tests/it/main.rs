@@ -5,4 +5,5 @@ mod corpus;
 mod emulator_cli;
 mod render;
 mod schema;
+mod support;
 mod upgrade;

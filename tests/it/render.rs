@@ -1,177 +1,14 @@
 //! `shotlist render`, the real binary, over real HTTP against the emulator on loopback,
 //! with an API key set: what a user relies on.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use sha2::Digest;
-use shotlist::emulator::{Emulator, EmulatorConfig, FaultSpec, Stats};
+use shotlist::emulator::{Emulator, EmulatorConfig};
 use shotlist::lockfile::{JobState, Lockfile};
 
-/// The key the emulator requires; no output, log or file may contain it.
-const KEY: &str = "sk-test-Zq8vX2mK7pL4nR9tW3yB";
-/// Emulated minutes are 0.2 s: jobs take 0.2 to 1 s.
-const SCALE: f64 = 300.0;
-
-fn emulator_config() -> EmulatorConfig {
-    EmulatorConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_key: Some(KEY.into()),
-        time_scale: SCALE,
-        faults: FaultSpec::none(),
-        ..EmulatorConfig::default()
-    }
-}
-
-async fn emulator(cfg: EmulatorConfig) -> Emulator {
-    Emulator::start(cfg).await.expect("the emulator starts")
-}
-
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    fn new(manifest: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("shotlist.yaml"), manifest).unwrap();
-        Project { dir }
-    }
-
-    fn example() -> Project {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/storyboard.yaml"),
-        )
-        .unwrap();
-        Project::new(&text)
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn command(&self, emu: &Emulator, extra: &[&str]) -> Command {
-        self.command_at(&emu.base_url(), extra)
-    }
-
-    fn command_at(&self, endpoint: &str, extra: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shotlist"));
-        cmd.current_dir(self.dir.path())
-            .arg("render")
-            .args(["--endpoint", endpoint, "--time-scale", &SCALE.to_string()])
-            .args(extra)
-            .env("AZURE_OPENAI_API_KEY", KEY)
-            .env_remove("AZURE_OPENAI_ENDPOINT")
-            .env_remove("OPENAI_BASE_URL")
-            .env_remove("AZURE_OPENAI_AD_TOKEN")
-            .env("NO_COLOR", "1")
-            .env("CI", "1");
-        cmd
-    }
-
-    /// Runs `shotlist render` to the end, off the async runtime the emulator uses.
-    async fn render(&self, emu: &Emulator, extra: &[&str]) -> Output {
-        let mut cmd = self.command(emu, extra);
-        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap();
-        assert_no_key(&out);
-        out
-    }
-
-    fn lock(&self) -> Lockfile {
-        Lockfile::read(&self.path("shotlist.lock")).expect("the lockfile parses")
-    }
-
-    /// Every recorded file is on disk with the recorded size and sha256.
-    fn assert_outputs_match_lock(&self) {
-        for (id, shot) in &self.lock().shots {
-            for (_, g) in shot.generations() {
-                let f = g
-                    .file
-                    .as_ref()
-                    .unwrap_or_else(|| panic!("{id}: no file recorded"));
-                let bytes =
-                    std::fs::read(self.path(&f.path)).unwrap_or_else(|e| panic!("{}: {e}", f.path));
-                assert_eq!(bytes.len() as u64, f.bytes, "{}", f.path);
-                assert_eq!(
-                    shotlist::cache_key::hex(&sha2::Sha256::digest(&bytes)),
-                    f.sha256,
-                    "{}",
-                    f.path
-                );
-            }
-        }
-    }
-
-    /// No file the run wrote contains the key.
-    fn assert_no_key_in_files(&self) {
-        for entry in walk(self.dir.path()) {
-            let bytes = std::fs::read(&entry).unwrap();
-            assert!(
-                !contains(&bytes, KEY.as_bytes()),
-                "the API key leaked into {}",
-                entry.display()
-            );
-        }
-    }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn assert_no_key(out: &Output) {
-    assert!(
-        !contains(&out.stdout, KEY.as_bytes()),
-        "the API key leaked to stdout"
-    );
-    assert!(
-        !contains(&out.stderr, KEY.as_bytes()),
-        "the API key leaked to stderr"
-    );
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stats(emu: &Emulator) -> Stats {
-    emu.stats()
-}
-
-fn manifest(shots: usize, seconds: u32, extra: &str) -> String {
-    let mut m =
-        format!("version: 1\ndefaults:\n  size: 480x480\n  seconds: {seconds}\n{extra}shots:\n");
-    for i in 0..shots {
-        m.push_str(&format!(
-            "  - id: s{i:02}\n    prompt: Shot {i}, a lantern swinging in the wind.\n"
-        ));
-    }
-    m
-}
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storyboard_renders_then_is_fresh_then_rerenders_only_what_changed() {
@@ -514,11 +351,6 @@ async fn a_create_lost_to_a_crash_is_adopted_not_repeated() {
     );
     p.assert_outputs_match_lock();
     emu.shutdown().await;
-}
-
-fn reqwest_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

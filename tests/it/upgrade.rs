@@ -7,21 +7,10 @@ use std::path::{Path, PathBuf};
 use shotlist::lockfile::Lockfile;
 use shotlist::plan::{self, Action};
 
+use crate::support::copy_dir;
+
 /// The host the fixtures were rendered against (`shotlist emulator --listen ...`).
 const FIXTURE_ENDPOINT: &str = "127.0.0.1:18089";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
 
 /// A copy of fixture board `name`, so no test writes into the repository.
 fn board(name: &str) -> (tempfile::TempDir, PathBuf) {
