@@ -56,6 +56,18 @@ pub enum ContentKind {
 }
 
 impl ContentKind {
+    /// What a file of this kind must be, and its size cap.
+    pub fn expect(self) -> crate::download::Expect {
+        let kind = match self {
+            ContentKind::Video => crate::download::FileKind::Video,
+            ContentKind::Thumbnail => crate::download::FileKind::Image,
+        };
+        crate::download::Expect {
+            kind,
+            max_bytes: kind.default_max_bytes(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ContentKind::Video => "video",
@@ -128,6 +140,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Longest silence while reading an answer (not a cap on a whole download).
     pub read_timeout: Duration,
+    /// Longest a whole JSON answer may take, however it trickles in.
+    pub answer_deadline: Duration,
 }
 
 impl Default for ClientOptions {
@@ -136,6 +150,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            answer_deadline: Duration::from_secs(120),
         }
     }
 }
@@ -153,6 +168,7 @@ pub fn connect(endpoint: Endpoint, pacer: Arc<Pacer>, options: &ClientOptions) -
         pacer,
         endpoint.auth,
         options.retry,
+        options.answer_deadline,
     );
     Ok(match endpoint.kind {
         Api::AzureJobs => Arc::new(azure::AzureClient {
@@ -175,6 +191,7 @@ pub(crate) async fn download_once(
     what: &str,
     expires_at: Option<i64>,
     final_path: &Path,
+    expect: crate::download::Expect,
 ) -> Result<Downloaded> {
     let call = Call {
         method: Method::GET,
@@ -193,7 +210,7 @@ pub(crate) async fn download_once(
         }
         other => other?,
     };
-    crate::download::stream_to_file(resp, final_path).await
+    crate::download::stream_to_file(resp, final_path, expect).await
 }
 
 /// Installs rustls' ring provider (once per process; "already installed" is fine) and

@@ -174,7 +174,15 @@ impl<P: Protocol> Provider for P {
         Box::pin(async move {
             let url = self.content_url(content, kind.as_str());
             let what = format!("{} of job `{}`", kind.as_str(), content.job_id);
-            super::download_once(self.transport(), url, &what, content.expires_at, final_path).await
+            super::download_once(
+                self.transport(),
+                url,
+                &what,
+                content.expires_at,
+                final_path,
+                kind.expect(),
+            )
+            .await
         })
     }
 }

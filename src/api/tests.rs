@@ -127,6 +127,10 @@ async fn mock(script: Vec<Canned>) -> (String, Mock) {
     (format!("http://{addr}"), mock)
 }
 
+/// The first bytes of an MP4 (an `ftyp` box) and of a JPEG: what downloads are checked for.
+const MP4_HEAD: &[u8] = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2";
+const JPEG: &[u8] = b"\xff\xd8\xff\xe0 a thumbnail";
+
 const AZURE_KEY: &str = "azure-key-0123456789";
 const OPENAI_KEY: &str = "sk-openai-0123456789";
 
@@ -140,6 +144,7 @@ fn fast_options() -> ClientOptions {
         },
         connect_timeout: Duration::from_secs(5),
         read_timeout: Duration::from_secs(5),
+        answer_deadline: Duration::from_secs(5),
     }
 }
 
@@ -370,12 +375,16 @@ async fn openai_refuses_several_variants_in_one_job() {
 
 #[tokio::test]
 async fn downloads_use_the_content_paths_and_hash_what_was_written() {
-    let video = (0..200_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>();
+    let video = [
+        MP4_HEAD.to_vec(),
+        (0..200_000u32).map(|i| (i % 251) as u8).collect(),
+    ]
+    .concat();
     let (origin, mock) = mock(vec![
         raw(200, "video/mp4", &video),
-        raw(200, "image/jpeg", b"abc"),
+        raw(200, "image/jpeg", JPEG),
         raw(200, "video/mp4", &video),
-        raw(200, "image/webp", b"webp"),
+        raw(200, "image/webp", b"RIFF\x10\x00\x00\x00WEBPVP8 "),
     ])
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -399,10 +408,7 @@ async fn downloads_use_the_content_paths_and_hash_what_was_written() {
         .download_thumbnail(&azure_job, 0, &dir.path().join("fox.jpg"))
         .await
         .unwrap();
-    assert_eq!(
-        d.sha256,
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
+    assert_eq!(d.sha256, sha256_hex(JPEG));
 
     let openai_job = Job {
         id: "video_1".into(),
@@ -799,7 +805,7 @@ fn redirect(status: u16, target: &str) -> Canned {
 async fn no_credential_follows_a_redirect_to_another_origin() {
     let (other, elsewhere) = mock(vec![
         reply(200, azure_job("task_1", "succeeded", &["gen_a"])),
-        raw(200, "video/mp4", b"video bytes"),
+        raw(200, "video/mp4", MP4_HEAD),
         reply(200, openai_video("video_1", "completed", 100)),
     ])
     .await;
@@ -872,4 +878,93 @@ async fn a_create_is_never_re_sent_to_another_origin() {
         elsewhere.seen().is_empty(),
         "nothing reached the other host"
     );
+}
+
+#[tokio::test]
+async fn a_download_that_is_not_a_video_or_over_its_cap_replaces_nothing() {
+    let (origin, _mock) = mock(vec![
+        raw(200, "video/mp4", b"<html>Service Unavailable</html>"),
+        raw(200, "image/jpeg", MP4_HEAD),
+    ])
+    .await;
+    let client = azure_client(&origin, &fast_options());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.mp4");
+    std::fs::write(&out, b"previous good render").unwrap();
+    let job = Job {
+        id: "task_1".into(),
+        generations: vec!["gen_a".into()],
+        ..blank_job()
+    };
+    let err = client.download_video(&job, 0, &out).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("not a video") && text.contains("<html>"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous good render");
+    let thumb = dir.path().join("a.jpg");
+    let err = client
+        .download_thumbnail(&job, 0, &thumb)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not an image"), "{err}");
+    assert!(!thumb.exists());
+    assert_eq!(walk(dir.path()).len(), 1, "no temporary file left behind");
+}
+
+/// A server that answers 200 with a JSON body trickled one byte every 200 ms: each byte
+/// resets a read timeout, so only a deadline on the whole answer ends it.
+async fn trickling_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let body = br#"{"id":"task_1","status":"running","created_at":1750000000}"#;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                for b in body.iter() {
+                    if sock.write_all(&[*b]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_trickled_answer_ends_at_its_deadline_and_a_huge_one_is_not_read() {
+    let origin = trickling_server().await;
+    let options = ClientOptions {
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..fast_options().retry
+        },
+        answer_deadline: Duration::from_secs(1),
+        ..fast_options()
+    };
+    let client = azure_client(&origin, &options);
+    let started = Instant::now();
+    let err = client.get("task_1").await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, ApiError::Transient { .. }), "{err:?}");
+
+    let huge = vec![b' '; crate::api::transport::MAX_ANSWER_BYTES + 10];
+    let (origin, _mock) = mock(vec![raw(200, "application/json", &huge)]).await;
+    let client = azure_client(&origin, &fast_options());
+    let err = client.get("task_1").await.unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
 }

@@ -26,6 +26,15 @@ use crate::pacer::Pacer;
 /// may have made: a candidate is matched by its request too, so erring wide is cheap.
 const CLOCK_SKEW_ALLOWANCE_SECS: i64 = 120;
 
+/// The largest JSON answer read: a job is a few KB, a page of a job list well under 1 MB.
+pub(crate) const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// Why reading an answer's body failed.
+pub(crate) enum ReadFailure {
+    Http(reqwest::Error),
+    TooLarge,
+}
+
 /// Redirects followed for one request, as browsers and curl allow about as many.
 const MAX_REDIRECTS: usize = 10;
 
@@ -34,6 +43,8 @@ pub(crate) struct Transport {
     pub(crate) http: reqwest::Client,
     /// The only origin the credential is ever sent to: the API base's.
     api_origin: url::Origin,
+    /// Longest a JSON answer may take, whole (not a download: those go by progress).
+    answer_deadline: Duration,
     pub(crate) pacer: Arc<Pacer>,
     pub(crate) auth: Auth,
     pub(crate) retry: RetryPolicy,
@@ -65,10 +76,12 @@ impl Transport {
         pacer: Arc<Pacer>,
         auth: Auth,
         retry: RetryPolicy,
+        answer_deadline: Duration,
     ) -> Transport {
         Transport {
             http,
             api_origin: api_base.origin(),
+            answer_deadline,
             pacer,
             auth,
             retry,
@@ -81,42 +94,54 @@ impl Transport {
         delay_for(&self.retry, attempt, hint, &mut rng)
     }
 
-    /// Sends `call` and reads the whole body, retrying transient failures.
+    /// Sends `call` and reads the whole body, retrying transient failures. The answer is
+    /// JSON: bounded in size ([`MAX_ANSWER_BYTES`]) and in time (the answer deadline, so a
+    /// body trickled a byte at a time cannot hold the run forever).
     pub(crate) async fn fetch(&self, call: &Call<'_>) -> Result<Answer> {
-        self.run(call, |resp| async move {
-            let headers = resp.headers().clone();
-            resp.bytes().await.map(|body| Answer {
-                headers,
-                body: body.to_vec(),
-            })
-        })
+        self.run_attempts(
+            call,
+            self.retry.max_attempts,
+            Some(self.answer_deadline),
+            |resp| async move {
+                let headers = resp.headers().clone();
+                if resp
+                    .content_length()
+                    .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+                {
+                    return Err(ReadFailure::TooLarge);
+                }
+                let mut body = Vec::new();
+                let mut stream = resp.bytes_stream();
+                while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+                    let chunk = chunk.map_err(ReadFailure::Http)?;
+                    if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                        return Err(ReadFailure::TooLarge);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(Answer { headers, body })
+            },
+        )
         .await
     }
 
     /// Sends `call` once (no retries: the caller is the retrying layer) and returns the
     /// response once its status is a success; the caller reads the body.
     pub(crate) async fn open_once(&self, call: &Call<'_>) -> Result<reqwest::Response> {
-        self.run_attempts(call, 1, |resp| async move { Ok(resp) })
+        self.run_attempts(call, 1, None, |resp| async move { Ok(resp) })
             .await
-    }
-
-    async fn run<T, F, Fut>(&self, call: &Call<'_>, read: F) -> Result<T>
-    where
-        F: Fn(reqwest::Response) -> Fut,
-        Fut: Future<Output = reqwest::Result<T>>,
-    {
-        self.run_attempts(call, self.retry.max_attempts, read).await
     }
 
     async fn run_attempts<T, F, Fut>(
         &self,
         call: &Call<'_>,
         max_attempts: u32,
+        deadline: Option<Duration>,
         read: F,
     ) -> Result<T>
     where
         F: Fn(reqwest::Response) -> Fut,
-        Fut: Future<Output = reqwest::Result<T>>,
+        Fut: Future<Output = std::result::Result<T, ReadFailure>>,
     {
         let since_unix = unix_now() - CLOCK_SKEW_ALLOWANCE_SECS;
         let body = call
@@ -125,12 +150,31 @@ impl Transport {
         let mut attempt = 0;
         loop {
             let (_, value) = self.auth.header().await?;
-            let failure = match self.send_following(call, body.as_deref()).await? {
+            let failure = match self.send_following(call, body.as_deref(), deadline).await? {
                 Ok(resp) if resp.status().is_success() => match read(resp).await {
                     Ok(v) => return Ok(v),
+                    // A create the service said yes to: a job may exist, look before any
+                    // second create.
+                    Err(ReadFailure::TooLarge) if call.create => {
+                        return Err(ApiError::CreateOutcomeUnknown {
+                            message: format!("the answer was larger than {MAX_ANSWER_BYTES} bytes"),
+                            since_unix,
+                            request: call.json.cloned().unwrap_or_default(),
+                        });
+                    }
+                    Err(ReadFailure::TooLarge) => {
+                        return Err(ApiError::Protocol {
+                            message: format!(
+                                "{}: the answer is larger than {MAX_ANSWER_BYTES} bytes (a job is a few KB); not read",
+                                call.what
+                            ),
+                        });
+                    }
                     // The server said yes (a create made a job) but the answer was lost.
-                    Err(e) if call.create => return Err(self.unknown(call, &e, since_unix)),
-                    Err(e) => Failure {
+                    Err(ReadFailure::Http(e)) if call.create => {
+                        return Err(self.unknown(call, &e, since_unix));
+                    }
+                    Err(ReadFailure::Http(e)) => Failure {
                         status: None,
                         message: describe(&e),
                         hint: None,
@@ -214,6 +258,7 @@ impl Transport {
         &self,
         call: &Call<'_>,
         body: Option<&[u8]>,
+        deadline: Option<Duration>,
     ) -> Result<reqwest::Result<reqwest::Response>> {
         let mut url = call.url.clone();
         let mut method = call.method.clone();
@@ -225,6 +270,9 @@ impl Transport {
                 self.pacer.acquire().await;
             }
             let mut req = self.http.request(method.clone(), url.clone());
+            if let Some(deadline) = deadline {
+                req = req.timeout(deadline);
+            }
             if to_api {
                 let (name, value) = self.auth.header().await?;
                 req = req.header(name, value);

@@ -198,6 +198,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         max_jobs: usize::from(args.jobs),
         thumbnails: !args.no_thumbnails,
         force: args.selection.force,
+        verify: args.selection.verify,
         ..Config::for_service().scaled(time_scale)
     };
 

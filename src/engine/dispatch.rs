@@ -205,7 +205,7 @@ impl Run {
             job.generations.is_empty()
                 || job.generations.iter().any(|g| {
                     g.file.as_ref().is_none_or(|f| {
-                        plan::check_file(&self.storyboard.dir, f, false)
+                        plan::check_file(&self.storyboard.dir, f, self.config.verify)
                             != plan::FileState::Unchanged
                     })
                 })

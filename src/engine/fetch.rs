@@ -32,7 +32,8 @@ impl Run {
         })?;
         for g in &job.generations {
             if g.file.as_ref().is_some_and(|f| {
-                plan::check_file(&self.storyboard.dir, f, false) == plan::FileState::Unchanged
+                plan::check_file(&self.storyboard.dir, f, self.config.verify)
+                    == plan::FileState::Unchanged
             }) {
                 continue;
             }

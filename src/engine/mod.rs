@@ -52,6 +52,9 @@ pub struct Config {
     /// The user asked to re-render (`--force`): a create whose outcome is unknown at a
     /// provider that cannot list its jobs may be sent again.
     pub force: bool,
+    /// `--verify`: a recorded file is hashed, not trusted by size and mtime, so a
+    /// corrupted video that `plan --verify` calls modified is downloaded again.
+    pub verify: bool,
 }
 
 impl Config {
@@ -66,6 +69,7 @@ impl Config {
             download_attempts: 6,
             thumbnails: true,
             force: false,
+            verify: false,
         }
     }
 

@@ -726,3 +726,36 @@ async fn a_model_added_in_the_board_models_file_validates_and_renders() {
     assert_eq!(stats(&emu).jobs_created, 2);
     emu.shutdown().await;
 }
+
+/// `render --verify` mends what `plan --verify` finds: a video corrupted in place (same
+/// size, same mtime) is downloaded again, without a job (issue 7, #5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn render_verify_downloads_a_video_corrupted_in_place_again() {
+    let emu = emulator(emulator_config()).await;
+    let p = Project::new(&manifest(1, 1, ""));
+    assert_eq!(code(&p.render(&emu, &[]).await), 0);
+    let path = p.path("renders/s00.mp4");
+    let good = std::fs::read(&path).unwrap();
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    std::fs::write(&path, &bad).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    // Without --verify size and mtime are trusted: nothing to do.
+    let out = p.render(&emu, &[]).await;
+    assert!(text(&out).contains("1 skipped"), "{}", text(&out));
+    let jobs = stats(&emu).jobs_created;
+    let out = p.render(&emu, &["--verify"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("1 downloaded"), "{}", text(&out));
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    assert_eq!(stats(&emu).jobs_created, jobs, "no new job");
+    p.assert_outputs_match_lock();
+    emu.shutdown().await;
+}
