@@ -78,6 +78,10 @@ impl FileKind {
     }
 }
 
+/// A download slower than this on average, after [`MIN_RATE_AFTER`], is given up.
+const MIN_BYTES_PER_SEC: f64 = 8.0 * 1024.0;
+const MIN_RATE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Bytes looked at to tell the kind of a file.
 const HEAD_BYTES: usize = 16;
 
@@ -125,10 +129,26 @@ pub async fn stream_to_file(
     let mut written: u64 = 0;
     let mut head: Vec<u8> = Vec::with_capacity(HEAD_BYTES);
     let mut body = resp.bytes_stream();
+    let started = tokio::time::Instant::now();
     while let Some(chunk) = body.next().await {
         let chunk = chunk
             .map_err(|e| truncated(written, expected, Some(crate::api::transport::describe(&e))))?;
         written += chunk.len() as u64;
+        // By progress, not by a deadline: a large video may take long, but a body that
+        // trickles (each byte resetting the read timeout) is given up and retried.
+        let elapsed = started.elapsed();
+        if elapsed > MIN_RATE_AFTER && (written as f64) < MIN_BYTES_PER_SEC * elapsed.as_secs_f64()
+        {
+            return Err(ApiError::Transient {
+                status: None,
+                message: format!(
+                    "the download is too slow ({written} bytes in {} s); given up to try again",
+                    elapsed.as_secs()
+                ),
+                retry_after: None,
+                attempts: 1,
+            });
+        }
         if written > expect.max_bytes {
             return Err(too_large(written));
         }
@@ -239,6 +259,33 @@ mod tests {
             .unwrap();
         assert_eq!(d.bytes, small.len() as u64);
         assert_eq!(std::fs::read(&out).unwrap(), small);
+    }
+
+    /// A body trickled a byte every 2 s (each byte resets a read timeout) is given up by
+    /// its progress, on a paused clock: 60 s in, far under 8 KiB a second.
+    #[tokio::test(start_paused = true)]
+    async fn a_trickled_body_is_given_up_by_its_progress() {
+        let bytes: Vec<u8> = [MP4, &[0u8; 200]].concat();
+        let stream = futures::stream::iter(bytes).then(|b| async move {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            Ok::<_, std::io::Error>(vec![b])
+        });
+        let resp = reqwest::Response::from(
+            http::Response::builder()
+                .status(200)
+                .body(reqwest::Body::wrap_stream(stream))
+                .unwrap(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let expect = Expect {
+            kind: FileKind::Video,
+            max_bytes: 1 << 20,
+        };
+        let err = stream_to_file(resp, &dir.path().join("a.mp4"), expect)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("too slow"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -25,14 +25,20 @@ pub const VERSION: u32 = 1;
 /// newer revision is read, but never rewritten: its additions would be lost.
 pub const REVISION: u32 = 1;
 
+/// The last line of every lockfile of revision 1 on: one without it was cut short (a
+/// crash of another tool, a bad merge) and is refused rather than taken for fewer shots.
+pub const FOOTER: &str = "# end of lockfile\n";
+
 const HEADER: &str = "# Written by shotlist: what was rendered, from which inputs, into which files.\n# Commit it with the manifest. Do not edit by hand.\n";
 
 /// The whole lockfile.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lockfile {
-    pub version: u32,
+    /// First, so that a lockfile cut short after its first lines is still known for one
+    /// that must end with [`FOOTER`].
     #[serde(default)]
     pub revision: u32,
+    pub version: u32,
     /// One entry per shot id, sorted by id.
     #[serde(default)]
     pub shots: BTreeMap<String, ShotLock>,
@@ -141,7 +147,7 @@ pub struct FileLock {
 /// Why a lockfile could not be used.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LockError {
-    #[error("failed to read the lockfile `{}`", path.display())]
+    #[error("failed to read the lockfile `{}`: {source}", path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -162,7 +168,7 @@ pub enum LockError {
         "upgrade shotlist: rewriting it would drop what the newer one recorded; the lockfile was left untouched"
     ))]
     NewerRevision { path: PathBuf, found: u32 },
-    #[error("failed to write the lockfile `{}`", path.display())]
+    #[error("failed to write the lockfile `{}`: {source}", path.display())]
     Write {
         path: PathBuf,
         #[source]
@@ -215,6 +221,17 @@ impl Lockfile {
             });
         }
         match serde_saphyr::from_str_with_options::<Lockfile>(&text, crate::yaml::options()) {
+            Ok(lock) if lock.revision >= 1 && !text.ends_with(FOOTER) => {
+                let end = text.len();
+                Err(malformed(
+                    text,
+                    end..end,
+                    format!(
+                        "the lockfile is cut short: it lacks its last line `{}`",
+                        FOOTER.trim_end()
+                    ),
+                ))
+            }
             Ok(mut lock) if lock.version == VERSION => match lock.foreign_paths().first() {
                 None => {
                     // An older revision is upgraded in memory (what it lacks is optional);
@@ -264,7 +281,7 @@ impl Lockfile {
     /// The canonical text: header, then YAML with shots sorted by id.
     pub fn to_yaml(&self) -> String {
         let body = serde_saphyr::to_string(self).expect("lockfile types always serialize");
-        format!("{HEADER}{body}")
+        format!("{HEADER}{body}{FOOTER}")
     }
 
     /// Writes atomically, only when the content changed. Returns whether it wrote.
@@ -503,6 +520,37 @@ mod tests {
         });
         lock.shots.insert("a".into(), entry);
         Lockfile::parse(Path::new("x.lock"), lock.to_yaml()).unwrap();
+    }
+
+    #[test]
+    fn a_lockfile_cut_at_any_line_is_refused_never_read_as_fewer_shots() {
+        let mut lock = Lockfile::new();
+        for id in ["alpha", "beta", "gamma"] {
+            lock.shots.insert(id.into(), sample(id));
+        }
+        let text = lock.to_yaml();
+        assert!(text.ends_with(FOOTER));
+        Lockfile::parse(Path::new("x.lock"), text.clone()).unwrap();
+        let cuts: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
+        for &cut in &cuts[..cuts.len() - 1] {
+            let short = text[..cut].to_string();
+            assert!(
+                Lockfile::parse(Path::new("x.lock"), short.clone()).is_err(),
+                "a lockfile cut after {cut} bytes was accepted:\n{short}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_write_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Lockfile::new()
+            .write(&dir.path().join("gone/s.lock"))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("No such file or directory"),
+            "{err}"
+        );
     }
 
     #[test]

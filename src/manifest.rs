@@ -165,11 +165,56 @@ pub fn board_catalogue(dir: &Path) -> Result<Arc<Catalogue>, LoadError> {
 
 /// Reads and validates a manifest file.
 pub fn load(path: &Path) -> Result<Storyboard, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
+    let text = utf8_text(path, bytes)?;
     parse(path, text)
+}
+
+/// The manifest as text: UTF-8 (a BOM is allowed), else a located problem: the first
+/// bad byte's line and column, or plainly that UTF-16 and UTF-32 are not read.
+fn utf8_text(path: &Path, bytes: Vec<u8>) -> Result<String, LoadError> {
+    let invalid = |text: String, span: Span, message: String, help: &str| {
+        let problem = Problem::new(span, message)
+            .label("here")
+            .help(help.to_owned());
+        LoadError::Invalid(Diagnostics::new(path, Arc::new(text), vec![problem]))
+    };
+    let wide = [
+        (&[0x00, 0x00, 0xfe, 0xff][..], "UTF-32"),
+        (&[0xff, 0xfe, 0x00, 0x00][..], "UTF-32"),
+        (&[0xfe, 0xff][..], "UTF-16"),
+        (&[0xff, 0xfe][..], "UTF-16"),
+    ];
+    if let Some((_, name)) = wide.iter().find(|(bom, _)| bytes.starts_with(bom)) {
+        return Err(invalid(
+            String::new(),
+            0..0,
+            format!("the manifest is {name}; shotlist reads UTF-8 only"),
+            "save the file as UTF-8 (most editors: \"Save with encoding\")",
+        ));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(text
+            .strip_prefix('\u{feff}')
+            .map(str::to_owned)
+            .unwrap_or(text)),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let byte = e.as_bytes()[at];
+            Err(invalid(
+                text,
+                at..at,
+                format!(
+                    "the manifest is not UTF-8: byte 0x{byte:02x} cannot start a character here"
+                ),
+                "save the file as UTF-8; shotlist reads no other encoding",
+            ))
+        }
+    }
 }
 
 /// Validates manifest text that was read from `path` (used for relative paths and messages).
@@ -936,6 +981,19 @@ impl Reader<'_> {
                 .value
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        // Names Windows reserves for devices: `CON.mp4` cannot be a file there.
+        const RESERVED: &[&str] = &[
+            "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7",
+            "com8", "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+        ];
+        if valid && RESERVED.contains(&id.value.to_ascii_lowercase().as_str()) {
+            self.problems.push(
+                Problem::new(id.span.clone(), format!("shot id `{}` is a reserved file name on Windows", id.value))
+                    .label("reserved name")
+                    .help("pick another id: CON, PRN, AUX, NUL, COM1-9 and LPT1-9 cannot name files on Windows"),
+            );
+            return None;
+        }
         if !valid {
             self.problems.push(
                 Problem::new(id.span.clone(), format!("unsafe shot id `{}`", id.value))
@@ -1264,6 +1322,51 @@ mod tests {
             "shots `a` and `a-2` would both write `a-2.mp4`"
         );
         assert_eq!(at(src, &ps[0]), "a-2");
+    }
+
+    #[test]
+    fn a_manifest_that_is_not_utf8_is_located_and_utf16_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shotlist.yaml");
+        std::fs::write(
+            &path,
+            b"version: 1\nshots:\n  - id: a\n    prompt: caf\xe9 at dusk\n",
+        )
+        .unwrap();
+        let Err(LoadError::Invalid(d)) = load(&path) else {
+            panic!("accepted")
+        };
+        let json = d.to_json();
+        assert_eq!((json[0].line, json[0].column), (4, 16), "{json:?}");
+        assert!(json[0].message.contains("0xe9"), "{json:?}");
+        std::fs::write(&path, b"\xff\xfev\x00e\x00").unwrap();
+        let Err(LoadError::Invalid(d)) = load(&path) else {
+            panic!("accepted")
+        };
+        assert!(d.problems[0].message.contains("UTF-16"), "{:?}", d.problems);
+        std::fs::write(
+            &path,
+            "\u{feff}version: 1\nshots:\n  - id: a\n    prompt: x\n    size: 480x480\n",
+        )
+        .unwrap();
+        assert!(load(&path).is_ok(), "a UTF-8 BOM is fine");
+    }
+
+    #[test]
+    fn windows_reserved_names_are_refused_as_ids() {
+        for id in ["CON", "nul", "Com1", "lpt9"] {
+            let src =
+                format!("version: 1\nshots:\n  - id: {id}\n    prompt: x\n    size: 480x480\n");
+            let ps = problems(&src);
+            assert!(
+                ps.iter().any(|p| p.message.contains("reserved file name")),
+                "{id}: {ps:?}"
+            );
+        }
+        assert!(
+            problems("version: 1\nshots:\n  - id: console\n    prompt: x\n    size: 480x480\n")
+                .is_empty()
+        );
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub enum ApiError {
     #[diagnostic(code(shotlist::api::config))]
     Config { message: String },
 
-    #[error("failed to write `{}`", path.display())]
+    #[error("failed to write `{}`: {source}", path.display())]
     #[diagnostic(code(shotlist::api::io))]
     Io {
         path: PathBuf,

@@ -47,6 +47,25 @@ impl JobStatus {
         }
     }
 
+    /// Whether `s` is a status word of a protocol shotlist speaks (anything else is
+    /// polled, slowly, until the job's expiry).
+    pub fn is_known_word(s: &str) -> bool {
+        matches!(
+            s,
+            "queued"
+                | "pending"
+                | "preprocessing"
+                | "running"
+                | "processing"
+                | "in_progress"
+                | "succeeded"
+                | "completed"
+                | "failed"
+                | "cancelled"
+                | "canceled"
+        )
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

@@ -28,6 +28,10 @@ pub struct Script {
     pub failed_downloads: u32,
     /// Every video download finds the content expired.
     pub content_expired: bool,
+    /// Every video download finds the disk full.
+    pub disk_full: bool,
+    /// Jobs never end and report this status word (one no protocol documents).
+    pub odd_status: Option<&'static str>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -172,6 +176,7 @@ impl Provider for MemoryProvider {
                 });
             }
             let (polls_to_finish, never) = (state.0.polls_to_finish, state.0.never_finish);
+            let odd = state.0.odd_status;
             let Some(m) = state.2.iter_mut().find(|m| m.job.id == id) else {
                 return Err(ApiError::NotFound {
                     what: format!("job `{id}`"),
@@ -179,7 +184,10 @@ impl Provider for MemoryProvider {
                 });
             };
             m.polls += 1;
-            if never || m.polls < polls_to_finish {
+            if let Some(word) = odd {
+                m.job.status = JobStatus::from_wire(word);
+                m.job.status_raw = word.into();
+            } else if never || m.polls < polls_to_finish {
                 m.job.status = JobStatus::Running;
                 m.job.status_raw = "running".into();
             } else {
@@ -233,6 +241,12 @@ impl Provider for MemoryProvider {
                 let mut state = self.state.lock().unwrap();
                 if kind == ContentKind::Video {
                     state.1.downloads += 1;
+                    if state.0.disk_full {
+                        return Err(ApiError::Io {
+                            path: final_path.to_owned(),
+                            source: std::io::Error::other("No space left on device"),
+                        });
+                    }
                     if state.0.content_expired {
                         return Err(ApiError::Expired {
                             what: format!("video of job `{}`", content.job_id),

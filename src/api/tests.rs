@@ -968,3 +968,37 @@ async fn a_trickled_answer_ends_at_its_deadline_and_a_huge_one_is_not_read() {
     let err = client.get("task_1").await.unwrap_err();
     assert!(err.to_string().contains("larger than"), "{err}");
 }
+
+#[tokio::test]
+async fn a_server_that_echoes_the_key_never_gets_it_into_a_code_a_reason_or_a_cut() {
+    let mut failed = azure_job("task_1", "failed", &[]);
+    failed["failure_reason"] = json!(format!("input_moderation for {AZURE_KEY}"));
+    let page = format!("<html>{}{AZURE_KEY} trailing text</html>", "x".repeat(190));
+    let (origin, _mock) = mock(vec![
+        reply(400, json!({"error": {"code": AZURE_KEY, "message": format!("bad key {AZURE_KEY}"), "param": AZURE_KEY}})),
+        reply(200, failed),
+        raw(500, "text/html", page.as_bytes()),
+    ])
+    .await;
+    let options = ClientOptions {
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..fast_options().retry
+        },
+        ..fast_options()
+    };
+    let client = azure_client(&origin, &options);
+    let prefix = &AZURE_KEY[..6];
+    let err = client.create(&fox(1, 5)).await.unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains(prefix), "{shown}");
+    let (job, _) = client.get("task_1").await.unwrap();
+    let shown = format!("{:?}", job.failure);
+    assert!(!shown.contains(prefix) && shown.contains("***"), "{shown}");
+    let err = client.get("task_1").await.unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(
+        !shown.contains(prefix),
+        "the cut kept part of the key: {shown}"
+    );
+}

@@ -98,6 +98,15 @@ impl Transport {
     /// JSON: bounded in size ([`MAX_ANSWER_BYTES`]) and in time (the answer deadline, so a
     /// body trickled a byte at a time cannot hold the run forever).
     pub(crate) async fn fetch(&self, call: &Call<'_>) -> Result<Answer> {
+        let mut answer = self.fetch_raw(call).await?;
+        // A service that echoes the credential (in a failure reason, say) must not get it
+        // into the lockfile or the output: every answer is scrubbed before it is parsed.
+        let (_, sent) = self.auth.header().await?;
+        answer.body = scrub_bytes(&answer.body, &sent);
+        Ok(answer)
+    }
+
+    async fn fetch_raw(&self, call: &Call<'_>) -> Result<Answer> {
         self.run_attempts(
             call,
             self.retry.max_attempts,
@@ -184,12 +193,11 @@ impl Transport {
                     let status = resp.status();
                     let hint = server_hint(resp.headers(), SystemTime::now());
                     // A failed read of an error body still leaves the status to go by.
-                    let body = resp.bytes().await.unwrap_or_default();
+                    // Scrubbed whole, before anything is parsed or cut from it: the code,
+                    // the message, the param and the revised prompt all come from here.
+                    let body = scrub_bytes(&resp.bytes().await.unwrap_or_default(), &value);
                     let parsed = ErrorBody::parse(&body);
-                    let message = scrub(
-                        parsed.message.clone().unwrap_or_else(|| reason(status)),
-                        &value,
-                    );
+                    let message = parsed.message.clone().unwrap_or_else(|| reason(status));
                     match classify(status.as_u16()) {
                         StatusClass::Auth => {
                             return Err(ApiError::Auth {
@@ -221,6 +229,12 @@ impl Transport {
                             hint,
                         },
                     }
+                }
+                // A request that cannot be built (a bad URL) fails the same way every time.
+                Err(e) if e.is_builder() => {
+                    return Err(ApiError::Config {
+                        message: format!("{}: {}", call.what, describe(&e)),
+                    });
                 }
                 // Never connected: the request cannot have reached the server.
                 Err(e) if call.create && !e.is_connect() => {
@@ -388,18 +402,30 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// Removes the credential we sent from text the server sent back (some proxies echo
-/// request headers in their error pages).
-fn scrub(message: String, sent: &HeaderValue) -> String {
-    let Ok(sent) = sent.to_str() else {
-        return message;
-    };
-    let secret = sent.strip_prefix("Bearer ").unwrap_or(sent);
-    if secret.len() >= 4 && message.contains(secret) {
-        message.replace(secret, "***")
-    } else {
-        message
+/// Removes the credential we sent from bytes the server sent back (some proxies echo
+/// request headers in their error pages, some services in failure reasons), whole, before
+/// anything is parsed or cut from them.
+fn scrub_bytes(body: &[u8], sent: &HeaderValue) -> Vec<u8> {
+    let sent = sent.as_bytes();
+    let secret = sent
+        .strip_prefix(b"Bearer ")
+        .or_else(|| sent.strip_prefix(b"Key "))
+        .unwrap_or(sent);
+    if secret.len() < 4 {
+        return body.to_vec();
     }
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        if body[i..].starts_with(secret) {
+            out.extend_from_slice(b"***");
+            i += secret.len();
+        } else {
+            out.push(body[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// The absolute URL a redirect points at, if it names one.

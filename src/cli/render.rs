@@ -39,6 +39,10 @@ pub struct Args {
     /// Do not save thumbnails beside the videos.
     #[arg(long)]
     pub no_thumbnails: bool,
+    /// Render into an output folder another manifest owns (only when no file name of
+    /// the two collides).
+    #[arg(long)]
+    pub share_output: bool,
     /// Print NDJSON events on stdout instead of progress.
     #[arg(long)]
     pub json: bool,
@@ -87,6 +91,10 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         }
     };
     remove_stale_temps(&out_dir);
+    if let Err(message) = claim_output(&storyboard, &out_dir, args.share_output) {
+        eprintln!("error: {message}");
+        return Ok(ExitCode::from(exit_codes::ERROR));
+    }
     let Planned {
         storyboard,
         lock,
@@ -286,6 +294,66 @@ fn lock_output(out_dir: &std::path::Path) -> Result<std::fs::File, String> {
         Err(std::fs::TryLockError::Error(e)) => {
             Err(format!("failed to lock `{}`: {e}", path.display()))
         }
+    }
+}
+
+/// The file in an output folder that names the manifest it belongs to.
+pub const OWNER_FILE: &str = ".shotlist-owner";
+
+/// One manifest per output folder: two would overwrite each other's videos and, once
+/// their jobs expired, pay again on every run. The first render claims the folder; a
+/// second manifest is refused unless `--share-output` and no file name of the two collides.
+fn claim_output(
+    storyboard: &crate::manifest::Storyboard,
+    out_dir: &std::path::Path,
+    share: bool,
+) -> Result<(), String> {
+    let ours = storyboard
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let owner_path =
+        crate::board_path::resolve_owned(out_dir, OWNER_FILE).map_err(|e| e.to_string())?;
+    let owner = match std::fs::read_to_string(&owner_path) {
+        Ok(text) => text.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return crate::atomic_write::write(&owner_path, format!("{ours}\n").as_bytes())
+                .map_err(|e| format!("failed to write `{}`: {e}", owner_path.display()));
+        }
+        Err(e) => return Err(format!("failed to read `{}`: {e}", owner_path.display())),
+    };
+    if owner == ours {
+        return Ok(());
+    }
+    let folder = out_dir.display();
+    if !share {
+        return Err(format!(
+            "`{folder}` holds the renders of `{owner}`; `{ours}` would overwrite them\n  help: give `{ours}` its own `output:` folder, or pass --share-output if no shot id of the two collides (if `{owner}` was renamed to `{ours}`, delete `{folder}/{OWNER_FILE}`)"
+        ));
+    }
+    let other = crate::manifest::load(&storyboard.dir.join(&owner))
+        .map_err(|_| format!("`{folder}` belongs to `{owner}`, which cannot be read to check that no file name collides; not sharing it"))?;
+    let names = |sb: &crate::manifest::Storyboard| -> std::collections::HashSet<String> {
+        sb.shots
+            .iter()
+            .flat_map(|s| (1..=s.variants).map(move |v| s.video_file_name(v)))
+            .collect()
+    };
+    let theirs = names(&other);
+    let mut clash: Vec<String> = names(storyboard).intersection(&theirs).cloned().collect();
+    clash.sort();
+    if clash.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{ours}` and `{owner}` would both write {} in `{folder}`; not sharing it\n  help: give `{ours}` its own `output:` folder",
+            clash
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
     }
 }
 

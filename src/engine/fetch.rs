@@ -138,6 +138,11 @@ impl Run {
                         "{message}; run again to render it anew"
                     )));
                 }
+                // The disk, not the service: trying again cannot help (a full disk
+                // stays full); the job stays recorded for the next run.
+                Err(e @ ApiError::Io { .. }) => {
+                    return Err(ShotError::Files(format!("failed to save {name}: {e}")));
+                }
                 Err(e) if attempt < self.config.download_attempts => {
                     let ours = Duration::from_millis(250 * (1 << attempt.min(6)));
                     let hint = match &e {

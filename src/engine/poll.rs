@@ -54,8 +54,17 @@ impl Run {
                 Err(e) => return Err(self.api_failure("failed to check the job", e)),
             };
             failures = 0;
+            let unknown = !JobStatus::is_known_word(&job.status_raw);
             if last_status.as_deref() != Some(job.status_raw.as_str()) {
                 last_status = Some(job.status_raw.clone());
+                if unknown {
+                    self.emit(Event::Notice {
+                        message: format!(
+                            "`{id}`: job {job_id} reports a status shotlist does not know, `{}`; asking again slowly until it ends or expires",
+                            job.status_raw
+                        ),
+                    });
+                }
                 self.recorder
                     .job(id, &job_id, |j| {
                         j.service_status = Some(job.status_raw.clone());
@@ -98,10 +107,24 @@ impl Run {
             // The server's hint is a floor: never sooner than it asks, later if the job is
             // far from done.
             let ours = self.schedule.next_wait(expected, elapsed, job.progress);
-            wait = self.schedule.with_hint(ours, hint.after);
+            wait = if unknown {
+                self.schedule.with_hint(Duration::MAX, None)
+            } else {
+                self.schedule.with_hint(ours, hint.after)
+            };
         };
         drop(slot);
         match job.status {
+            // A job's videos are taken only if the job is this shot's: a lockfile pointing
+            // at another shot's job (edited, merged badly) must not make its videos ours.
+            JobStatus::Succeeded if !job.matches(&self.request_for(&work.plan.shot)) => {
+                let message = format!(
+                    "job {job_id} is not this shot's: the service says it was asked for {}; not taking its videos (run again to render the shot)",
+                    describe_request(&job)
+                );
+                self.record_job_failed(id, &job_id, "not_this_shot", &message)?;
+                Err(ShotError::Job(message))
+            }
             JobStatus::Succeeded => {
                 if first.is_some() {
                     self.schedule
@@ -206,6 +229,29 @@ impl Run {
                 });
             })
             .map_err(ShotError::from)
+    }
+}
+
+/// What a job says it was asked for, in words (never its whole prompt).
+fn describe_request(job: &Job) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = &job.prompt {
+        let short: String = p.chars().take(40).collect();
+        parts.push(format!(
+            "prompt `{short}{}`",
+            if p.chars().count() > 40 { "..." } else { "" }
+        ));
+    }
+    if let Some(size) = job.size {
+        parts.push(format!("size {size}"));
+    }
+    if let Some(s) = job.seconds {
+        parts.push(format!("{s} seconds"));
+    }
+    if parts.is_empty() {
+        "something else".into()
+    } else {
+        parts.join(", ")
     }
 }
 

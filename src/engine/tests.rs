@@ -335,3 +335,120 @@ async fn one_job_per_take_where_the_provider_renders_one_take_per_job() {
     let variants: Vec<u32> = entry.jobs.iter().map(|j| j.variant).collect();
     assert_eq!(variants, [1, 2, 3]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_full_disk_fails_the_shot_at_once_with_its_cause_and_keeps_the_job() {
+    let board = Board::new("azure-jobs", 1);
+    let provider = Arc::new(MemoryProvider::new(
+        Api::AzureJobs,
+        true,
+        Script {
+            disk_full: true,
+            expires_after_secs: 86_400,
+            ..Script::default()
+        },
+    ));
+    let report = board.render(&provider, config()).await;
+    let Outcome::Failed(message) = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert!(message.contains("No space left on device"), "{message}");
+    assert_eq!(
+        provider.counters().downloads,
+        1,
+        "not retried: the disk stays full"
+    );
+    let job = &board.lock().shots["a"].jobs[0];
+    assert_eq!(
+        job.status,
+        JobState::Succeeded,
+        "the job stays, to download next run"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_status_is_polled_slowly_until_the_job_expires_then_recorded() {
+    let board = Board::new("azure-jobs", 1);
+    let provider = Arc::new(MemoryProvider::new(
+        Api::AzureJobs,
+        true,
+        Script {
+            odd_status: Some("warming_up"),
+            expires_after_secs: 3_600,
+            ..Script::default()
+        },
+    ));
+    let report = tokio::time::timeout(
+        Duration::from_secs(2 * 86_400),
+        board.render(&provider, config()),
+    )
+    .await
+    .expect("the run ends once the job has expired");
+    let Outcome::Failed(message) = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert!(message.contains("warming_up"), "{message}");
+    // An hour at one poll a minute (poll_max), not a poll every few seconds.
+    let gets = provider.counters().gets;
+    assert!((55..=65).contains(&gets), "{gets} polls");
+    let job = &board.lock().shots["a"].jobs[0];
+    assert_eq!(job.service_status.as_deref(), Some("warming_up"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recorded_job_that_is_another_shots_is_not_taken() {
+    let board = Board::new("azure-jobs", 1);
+    let provider = Arc::new(MemoryProvider::new(
+        Api::AzureJobs,
+        true,
+        Script {
+            expires_after_secs: 86_400,
+            ..Script::default()
+        },
+    ));
+    // The lockfile says shot `a`'s pending job is one the service made for another prompt.
+    let other = JobRequest {
+        prompt: "Somebody else's shot.".into(),
+        ..request()
+    };
+    let now = jiff::Timestamp::now();
+    let foreign = provider.seed_job(&other, now.as_second());
+    let sb = board.storyboard();
+    let mut lock = Lockfile::new();
+    lock.shots.insert(
+        "a".into(),
+        lockfile::ShotLock {
+            input_hash: crate::cache_key::input_hash(sb.api, &sb.shots[0]),
+            api: Api::AzureJobs,
+            endpoint: "memory".into(),
+            model: "sora".into(),
+            inputs: Some(crate::render_inputs::RenderInputs::of(sb.api, &sb.shots[0])),
+            request: serde_json::Value::Null,
+            jobs: vec![lockfile::JobLock {
+                id: foreign.clone(),
+                variant: 0,
+                status: JobState::Pending,
+                service_status: None,
+                created_at: now,
+                finished_at: None,
+                expires_at: None,
+                failure: None,
+                generations: Vec::new(),
+            }],
+            creating: Default::default(),
+        },
+    );
+    lock.write(&sb.lockfile_path()).unwrap();
+    let report = board.render(&provider, config()).await;
+    let Outcome::Failed(message) = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert!(message.contains("not this shot's"), "{message}");
+    assert_eq!(
+        provider.counters().downloads,
+        0,
+        "its videos were not taken"
+    );
+    let job = &board.lock().shots["a"].jobs[0];
+    assert_eq!(job.failure.as_ref().unwrap().code, "not_this_shot");
+}

@@ -198,6 +198,7 @@ async fn kill_9_at_random_moments_then_rerun_never_pays_twice() {
         .into_iter()
         .filter(|f| !f.extension().is_some_and(|e| e == "mp4" || e == "jpg"))
         .filter(|f| !f.ends_with(shotlist::cli::render::RUN_LOCK))
+        .filter(|f| !f.ends_with(shotlist::cli::render::OWNER_FILE))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     emu.shutdown().await;
@@ -757,5 +758,52 @@ async fn render_verify_downloads_a_video_corrupted_in_place_again() {
     assert_eq!(std::fs::read(&path).unwrap(), good);
     assert_eq!(stats(&emu).jobs_created, jobs, "no new job");
     p.assert_outputs_match_lock();
+    emu.shutdown().await;
+}
+
+/// Two manifests never share an output folder by accident (issue 7, #8): the second is
+/// refused before any request; with `--share-output` it may, when no file name collides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_manifest_is_refused_an_output_folder_another_owns() {
+    let emu = emulator(emulator_config()).await;
+    let p = Project::new(&manifest(1, 1, ""));
+    assert_eq!(code(&p.render(&emu, &[]).await), 0);
+    let run = |name: &str, extra: &[&str]| {
+        let mut cmd = p.command(&emu, extra);
+        cmd.arg(name);
+        cmd
+    };
+    std::fs::write(p.path("other.yaml"), manifest(1, 1, "")).unwrap();
+    let requests = stats(&emu).requests_total;
+    let mut cmd = run("other.yaml", &[]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        text(&out).contains("holds the renders of `shotlist.yaml`"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(stats(&emu).requests_total, requests, "no request");
+    // Sharing is refused while a file name collides (both write s00.mp4)...
+    let mut cmd = run("other.yaml", &["--share-output"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("`s00.mp4`"), "{}", text(&out));
+    // ...and allowed when none does.
+    std::fs::write(
+        p.path("other.yaml"),
+        manifest(1, 1, "").replace("id: s00", "id: other"),
+    )
+    .unwrap();
+    let mut cmd = run("other.yaml", &["--share-output"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(p.path("renders/other.mp4").is_file() && p.path("renders/s00.mp4").is_file());
     emu.shutdown().await;
 }

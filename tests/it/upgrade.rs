@@ -81,7 +81,8 @@ fn a_newer_revision_is_read_but_never_rewritten() {
     let path = dir.path().join("shotlist.lock");
     let text = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("version: 1\n", "version: 1\nrevision: 9\n");
+        .replace("version: 1\n", "version: 1\nrevision: 9\n")
+        + shotlist::lockfile::FOOTER;
     std::fs::write(&path, &text).unwrap();
     let lock = Lockfile::read(&path).unwrap();
     assert_eq!(lock.revision, 9);
