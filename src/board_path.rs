@@ -62,14 +62,18 @@ pub fn resolve_owned(root: &Path, rel: &str) -> Result<PathBuf, Refused> {
     Ok(root.join(rel))
 }
 
+/// A relative path with `/` separators, as the lockfile records it.
+pub fn rel_string(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// Checks that a folder shotlist writes into (the output folder) is no symlink, and
 /// none of its parents below `root` is.
 pub fn check_owned_dir(root: &Path, rel: &Path) -> Result<(), Refused> {
-    let text = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/");
+    let text = rel_string(rel);
     if text.is_empty() {
         return Ok(());
     }

@@ -387,14 +387,7 @@ fn decide(
         }
     }
     // Up to date, but recorded under another output folder (`output:` changed).
-    let expected = |name: String| {
-        sb.output
-            .join(name)
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/")
-    };
+    let expected = |name: String| crate::board_path::rel_string(&sb.output.join(name));
     if let Some(f) = entry.generations().find_map(|(_, g)| {
         g.file
             .as_ref()

@@ -12,7 +12,7 @@ use super::{BoxFuture, ContentKind, ContentRef, Downloaded, Provider};
 use crate::limits::Api;
 
 /// What the next calls do wrong.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Script {
     /// Creates that make the job but whose answer is lost.
     pub lose_create_answers: u32,
@@ -32,6 +32,23 @@ pub struct Script {
     pub disk_full: bool,
     /// Jobs never end and report this status word (one no protocol documents).
     pub odd_status: Option<&'static str>,
+}
+
+impl Default for Script {
+    /// Nothing goes wrong; jobs finish at the first poll and are kept a day.
+    fn default() -> Script {
+        Script {
+            lose_create_answers: 0,
+            polls_to_finish: 0,
+            never_finish: false,
+            expires_after_secs: 86_400,
+            get_429s: 0,
+            failed_downloads: 0,
+            content_expired: false,
+            disk_full: false,
+            odd_status: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]

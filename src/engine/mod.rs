@@ -23,6 +23,7 @@ use jiff::Timestamp;
 use tokio::sync::Notify;
 
 use crate::api::{ApiError, Client, ContentKind, ContentRef, Job, JobRequest, JobStatus};
+use crate::board_path::rel_string;
 use crate::lockfile::{self, FileLock, GenerationLock, JobLock, JobState, ShotLock};
 use crate::manifest::Storyboard;
 use crate::plan::{self, Action, Plan, ShotPlan};
@@ -346,14 +347,6 @@ mod reuse;
 
 pub use dispatch::run;
 pub use poll::PollSchedule;
-
-/// A relative path with `/` separators, as the lockfile records it.
-fn rel_string(p: &Path) -> String {
-    p.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
-}
 
 #[cfg(test)]
 mod tests;

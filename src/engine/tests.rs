@@ -73,6 +73,10 @@ impl Board {
     }
 }
 
+fn memory(api: Api, can_list: bool, script: Script) -> Arc<MemoryProvider> {
+    Arc::new(MemoryProvider::new(api, can_list, script))
+}
+
 fn config() -> Config {
     Config {
         thumbnails: false,
@@ -98,15 +102,14 @@ fn request() -> JobRequest {
 #[tokio::test(start_paused = true)]
 async fn a_create_whose_answer_is_lost_is_found_by_listing_and_not_sent_again() {
     let board = Board::new("azure-jobs", 1);
-    let provider = Arc::new(MemoryProvider::new(
+    let provider = memory(
         Api::AzureJobs,
         true,
         Script {
             lose_create_answers: 1,
-            expires_after_secs: 86_400,
             ..Script::default()
         },
-    ));
+    );
     let report = board.render(&provider, config()).await;
     assert_eq!(outcome(&report), &Outcome::Rendered, "{report:?}");
     let c = provider.counters();
@@ -118,14 +121,7 @@ async fn a_create_whose_answer_is_lost_is_found_by_listing_and_not_sent_again() 
 #[tokio::test(start_paused = true)]
 async fn a_crash_between_the_mark_and_the_create_adopts_the_job_the_dead_run_made() {
     let board = Board::new("azure-jobs", 1);
-    let provider = Arc::new(MemoryProvider::new(
-        Api::AzureJobs,
-        true,
-        Script {
-            expires_after_secs: 86_400,
-            ..Script::default()
-        },
-    ));
+    let provider = memory(Api::AzureJobs, true, Script::default());
     // The dead run: wrote its mark, sent the create, died before recording the answer.
     let sent = jiff::Timestamp::now();
     let mut lock = Lockfile::new();
@@ -158,15 +154,14 @@ async fn a_crash_between_the_mark_and_the_create_adopts_the_job_the_dead_run_mad
 #[tokio::test(start_paused = true)]
 async fn a_download_that_fails_five_times_then_works_is_retried_by_one_layer_only() {
     let board = Board::new("azure-jobs", 1);
-    let provider = Arc::new(MemoryProvider::new(
+    let provider = memory(
         Api::AzureJobs,
         true,
         Script {
             failed_downloads: 5,
-            expires_after_secs: 86_400,
             ..Script::default()
         },
-    ));
+    );
     let report = board.render(&provider, config()).await;
     assert_eq!(outcome(&report), &Outcome::Rendered, "{report:?}");
     let c = provider.counters();
@@ -180,15 +175,14 @@ async fn a_download_that_fails_five_times_then_works_is_retried_by_one_layer_onl
     // One more failure than attempts: the shot fails, the job stays recorded for the
     // next run to download, and nothing is created again.
     let board = Board::new("azure-jobs", 1);
-    let provider = Arc::new(MemoryProvider::new(
+    let provider = memory(
         Api::AzureJobs,
         true,
         Script {
             failed_downloads: 6,
-            expires_after_secs: 86_400,
             ..Script::default()
         },
-    ));
+    );
     let report = board.render(&provider, config()).await;
     assert!(matches!(outcome(&report), Outcome::Failed(_)), "{report:?}");
     assert_eq!(provider.counters().downloads, 6);
@@ -200,16 +194,15 @@ async fn a_download_that_fails_five_times_then_works_is_retried_by_one_layer_onl
 #[tokio::test(start_paused = true)]
 async fn a_storm_of_429s_while_polling_keeps_the_job_and_ends_rendered() {
     let board = Board::new("azure-jobs", 1);
-    let provider = Arc::new(MemoryProvider::new(
+    let provider = memory(
         Api::AzureJobs,
         true,
         Script {
             get_429s: 25,
             polls_to_finish: 3,
-            expires_after_secs: 86_400,
             ..Script::default()
         },
-    ));
+    );
     let report = board.render(&provider, config()).await;
     assert_eq!(outcome(&report), &Outcome::Rendered, "{report:?}");
     let c = provider.counters();
@@ -220,15 +213,14 @@ async fn a_storm_of_429s_while_polling_keeps_the_job_and_ends_rendered() {
 #[tokio::test(start_paused = true)]
 async fn a_job_whose_content_expires_during_its_download_is_recorded_gone_not_recreated() {
     let board = Board::new("azure-jobs", 1);
-    let provider = Arc::new(MemoryProvider::new(
+    let provider = memory(
         Api::AzureJobs,
         true,
         Script {
             content_expired: true,
-            expires_after_secs: 86_400,
             ..Script::default()
         },
-    ));
+    );
     let report = board.render(&provider, config()).await;
     let Outcome::Failed(message) = outcome(&report) else {
         panic!("{report:?}")
@@ -252,7 +244,7 @@ async fn a_job_whose_content_expires_during_its_download_is_recorded_gone_not_re
 #[tokio::test(start_paused = true)]
 async fn a_job_that_never_ends_is_given_up_at_its_expiry() {
     let board = Board::new("azure-jobs", 1);
-    let provider = Arc::new(MemoryProvider::new(
+    let provider = memory(
         Api::AzureJobs,
         true,
         Script {
@@ -260,7 +252,7 @@ async fn a_job_that_never_ends_is_given_up_at_its_expiry() {
             expires_after_secs: 3_600,
             ..Script::default()
         },
-    ));
+    );
     // Two days of paused time: without the expiry rule the run would never end.
     let report = tokio::time::timeout(
         Duration::from_secs(2 * 86_400),
@@ -283,15 +275,14 @@ async fn a_job_that_never_ends_is_given_up_at_its_expiry() {
 #[tokio::test(start_paused = true)]
 async fn a_provider_that_cannot_list_never_resends_a_lost_create_unless_forced() {
     let board = Board::new("azure-jobs", 1);
-    let provider = Arc::new(MemoryProvider::new(
+    let provider = memory(
         Api::AzureJobs,
         false,
         Script {
             lose_create_answers: 1,
-            expires_after_secs: 86_400,
             ..Script::default()
         },
-    ));
+    );
     let report = board.render(&provider, config()).await;
     let Outcome::Failed(message) = outcome(&report) else {
         panic!("{report:?}")
@@ -320,14 +311,7 @@ async fn a_provider_that_cannot_list_never_resends_a_lost_create_unless_forced()
 #[tokio::test(start_paused = true)]
 async fn one_job_per_take_where_the_provider_renders_one_take_per_job() {
     let board = Board::new("openai-videos", 3);
-    let provider = Arc::new(MemoryProvider::new(
-        Api::OpenaiVideos,
-        true,
-        Script {
-            expires_after_secs: 86_400,
-            ..Script::default()
-        },
-    ));
+    let provider = memory(Api::OpenaiVideos, true, Script::default());
     let report = board.render(&provider, config()).await;
     assert_eq!(outcome(&report), &Outcome::Rendered, "{report:?}");
     assert_eq!(provider.counters().creates, 3);
@@ -339,15 +323,14 @@ async fn one_job_per_take_where_the_provider_renders_one_take_per_job() {
 #[tokio::test(start_paused = true)]
 async fn a_full_disk_fails_the_shot_at_once_with_its_cause_and_keeps_the_job() {
     let board = Board::new("azure-jobs", 1);
-    let provider = Arc::new(MemoryProvider::new(
+    let provider = memory(
         Api::AzureJobs,
         true,
         Script {
             disk_full: true,
-            expires_after_secs: 86_400,
             ..Script::default()
         },
-    ));
+    );
     let report = board.render(&provider, config()).await;
     let Outcome::Failed(message) = outcome(&report) else {
         panic!("{report:?}")
@@ -369,7 +352,7 @@ async fn a_full_disk_fails_the_shot_at_once_with_its_cause_and_keeps_the_job() {
 #[tokio::test(start_paused = true)]
 async fn an_unknown_status_is_polled_slowly_until_the_job_expires_then_recorded() {
     let board = Board::new("azure-jobs", 1);
-    let provider = Arc::new(MemoryProvider::new(
+    let provider = memory(
         Api::AzureJobs,
         true,
         Script {
@@ -377,7 +360,7 @@ async fn an_unknown_status_is_polled_slowly_until_the_job_expires_then_recorded(
             expires_after_secs: 3_600,
             ..Script::default()
         },
-    ));
+    );
     let report = tokio::time::timeout(
         Duration::from_secs(2 * 86_400),
         board.render(&provider, config()),
@@ -398,14 +381,7 @@ async fn an_unknown_status_is_polled_slowly_until_the_job_expires_then_recorded(
 #[tokio::test(start_paused = true)]
 async fn a_recorded_job_that_is_another_shots_is_not_taken() {
     let board = Board::new("azure-jobs", 1);
-    let provider = Arc::new(MemoryProvider::new(
-        Api::AzureJobs,
-        true,
-        Script {
-            expires_after_secs: 86_400,
-            ..Script::default()
-        },
-    ));
+    let provider = memory(Api::AzureJobs, true, Script::default());
     // The lockfile says shot `a`'s pending job is one the service made for another prompt.
     let other = JobRequest {
         prompt: "Somebody else's shot.".into(),
