@@ -1,8 +1,10 @@
 //! Where shots are rendered: the built-in emulator, or a service URL.
 //!
-//! Resolution order: `--local`, then `--endpoint`, then the environment
-//! (`AZURE_OPENAI_ENDPOINT` for both APIs, `OPENAI_BASE_URL` for `openai-videos`), then
-//! the built-in emulator. Only the host is ever recorded or printed: URLs here carry no
+//! Resolution order: `--local`, then `--endpoint`, then `SHOTLIST_ENDPOINT`, then the
+//! API's own variables (`AZURE_OPENAI_ENDPOINT` for both Sora APIs, `OPENAI_BASE_URL` for
+//! `openai-videos`, `REPLICATE_BASE_URL` for `replicate`), then the service's public
+//! address where it has one and its credential is set (fal, Replicate), then the
+//! built-in emulator. Only the host is ever recorded or printed: URLs here carry no
 //! secrets, but query strings and user info are dropped all the same.
 
 use crate::limits::Api;
@@ -10,6 +12,47 @@ use crate::plan::LOCAL_ENDPOINT;
 
 pub const ENV_AZURE_ENDPOINT: &str = "AZURE_OPENAI_ENDPOINT";
 pub const ENV_OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
+pub const ENV_SHOTLIST_ENDPOINT: &str = "SHOTLIST_ENDPOINT";
+pub const ENV_REPLICATE_BASE_URL: &str = "REPLICATE_BASE_URL";
+
+/// A service's public address, used when its credential is set and no URL is given.
+struct Public {
+    url: &'static str,
+    /// Any of these set means the user has an account there.
+    credentials: &'static [&'static str],
+    source: &'static str,
+}
+
+fn public(api: Api) -> Option<Public> {
+    match api {
+        Api::Fal => Some(Public {
+            url: "https://queue.fal.run",
+            credentials: &["FAL_KEY", "FAL_KEY_ID"],
+            source: "fal's queue (FAL_KEY is set)",
+        }),
+        Api::Replicate => Some(Public {
+            url: "https://api.replicate.com/v1",
+            credentials: &["REPLICATE_API_TOKEN"],
+            source: "Replicate's API (REPLICATE_API_TOKEN is set)",
+        }),
+        Api::AzureJobs | Api::OpenaiVideos => None,
+    }
+}
+
+/// The API base a user-given URL means: Replicate's clients take the host alone
+/// (`https://api.replicate.com`, the 1.x clients) or with `/v1`; both mean `.../v1`.
+fn api_base(api: Api, url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if api == Api::Replicate && !url.ends_with("/v1") {
+        let path_empty = url
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.contains('/'));
+        if path_empty {
+            return format!("{url}/v1");
+        }
+    }
+    url.to_string()
+}
 
 /// The chosen target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,17 +104,26 @@ pub fn resolve_with(
     if local {
         return Ok(Target::Local);
     }
-    let candidates: Vec<(Option<String>, &'static str)> = match api {
-        Api::AzureJobs => vec![
-            (flag.map(str::to_string), "--endpoint"),
-            (env(ENV_AZURE_ENDPOINT), ENV_AZURE_ENDPOINT),
-        ],
-        Api::OpenaiVideos => vec![
-            (flag.map(str::to_string), "--endpoint"),
+    let mut candidates: Vec<(Option<String>, &'static str)> = vec![
+        (flag.map(str::to_string), "--endpoint"),
+        (env(ENV_SHOTLIST_ENDPOINT), ENV_SHOTLIST_ENDPOINT),
+    ];
+    match api {
+        Api::AzureJobs => candidates.push((env(ENV_AZURE_ENDPOINT), ENV_AZURE_ENDPOINT)),
+        Api::OpenaiVideos => candidates.extend([
             (env(ENV_OPENAI_BASE_URL), ENV_OPENAI_BASE_URL),
             (env(ENV_AZURE_ENDPOINT), ENV_AZURE_ENDPOINT),
-        ],
-    };
+        ]),
+        Api::Replicate => candidates.push((env(ENV_REPLICATE_BASE_URL), ENV_REPLICATE_BASE_URL)),
+        Api::Fal => {}
+    }
+    if let Some(p) = public(api)
+        && p.credentials
+            .iter()
+            .any(|k| env(k).is_some_and(|v| !v.trim().is_empty()))
+    {
+        candidates.push((Some(p.url.to_string()), p.source));
+    }
     for (value, source) in candidates {
         let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
             continue;
@@ -80,7 +132,7 @@ pub fn resolve_with(
             source_name: source,
         })?;
         return Ok(Target::Remote {
-            base_url: value.trim().trim_end_matches('/').to_string(),
+            base_url: api_base(api, &value),
             host,
             source,
         });
@@ -102,6 +154,38 @@ pub fn host_of(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fal_and_replicate_use_their_public_address_only_with_a_credential() {
+        let none = |_: &str| None::<String>;
+        assert_eq!(
+            resolve_with(Api::Fal, None, false, none).unwrap(),
+            Target::Local
+        );
+        let fal = |k: &str| (k == "FAL_KEY").then(|| "id:secret".to_string());
+        let t = resolve_with(Api::Fal, None, false, fal).unwrap();
+        assert_eq!(t.lock_name(), "queue.fal.run");
+        let rep = |k: &str| match k {
+            "REPLICATE_API_TOKEN" => Some("r8_x".to_string()),
+            "REPLICATE_BASE_URL" => Some("http://127.0.0.1:9".to_string()),
+            _ => None,
+        };
+        let Target::Remote {
+            base_url, source, ..
+        } = resolve_with(Api::Replicate, None, false, rep).unwrap()
+        else {
+            panic!("local")
+        };
+        // The 1.x client's form (no `/v1`) means the same API base.
+        assert_eq!(
+            (base_url.as_str(), source),
+            ("http://127.0.0.1:9/v1", ENV_REPLICATE_BASE_URL)
+        );
+        let shotlist =
+            |k: &str| (k == ENV_SHOTLIST_ENDPOINT).then(|| "http://127.0.0.1:7/".to_string());
+        let t = resolve_with(Api::Fal, None, false, shotlist).unwrap();
+        assert_eq!(t.lock_name(), "127.0.0.1:7");
+    }
 
     #[test]
     fn order_of_resolution() {

@@ -791,6 +791,30 @@ impl Reader<'_> {
             (Some(n), Some(model)) => self.params(n, model, entry),
             _ => Some(Params::new()),
         };
+        if let (Some(params), Some(entry)) = (&params, entry) {
+            for p in entry
+                .params
+                .iter()
+                .filter(|p| p.required && !params.contains_key(&p.name))
+            {
+                let span = f.get("params").map_or(at_shot.clone(), |n| n.span.clone());
+                self.problems.push(
+                    Problem::new(
+                        span,
+                        format!("model `{}` needs the parameter `{}`", entry.id, p.name),
+                    )
+                    .label("missing parameter")
+                    .help(format!(
+                        "add `params: {{{}: ...}}`{}",
+                        p.name,
+                        p.description
+                            .as_deref()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default()
+                    )),
+                );
+            }
+        }
 
         // Rules across fields, checked only when each field is itself fine, and not again
         // for a pair that both come from `defaults` (reported there once).
@@ -924,6 +948,21 @@ impl Reader<'_> {
                     "`{name}` allows {} seconds",
                     own.seconds.describe()
                 )),
+            ));
+        }
+        if let (Some(size), Some(seconds)) = (size, seconds)
+            && size_ok
+            && let Some(max) = own.size_rule(size.value).and_then(|r| r.max_seconds)
+            && seconds.value > max
+            && own.seconds.allows(seconds.value)
+        {
+            self.problems.push(related(
+                Problem::new(
+                    seconds.span.clone(),
+                    format!("`{name}` renders at most {max} seconds at {}", size.value),
+                )
+                .label("too long for this size")
+                .help(format!("ask for {max} seconds or fewer, or another size")),
             ));
         }
         if let (Some(size), Some(variants)) = (size, variants)

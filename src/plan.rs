@@ -481,7 +481,10 @@ fn changed_fields(api: Api, shot: &Shot, entry: &ShotLock) -> Vec<String> {
     }
     let recorded_variants = match api {
         Api::AzureJobs => num_of("n_variants"),
-        Api::OpenaiVideos => Some(entry.jobs.len() as u64).filter(|n| *n > 0),
+        // Revision-0 lockfiles come from the two Sora APIs only; any other is one job a take.
+        Api::OpenaiVideos | Api::Fal | Api::Replicate => {
+            Some(entry.jobs.len() as u64).filter(|n| *n > 0)
+        }
     };
     if recorded_variants.is_some_and(|v| v != u64::from(shot.variants)) {
         fields.push("variants".into());

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::JobRequest;
+use crate::catalogue::Model;
 use crate::limits::{Api, Size};
 use crate::shot::{Params, Shot};
 
@@ -44,11 +45,18 @@ impl RenderInputs {
     }
 
     /// The request of one job: every take in it where the provider renders several per
-    /// job, else one.
-    pub fn job_request(&self, takes_per_job: bool) -> JobRequest {
+    /// job, else one. `entry` is the model's catalogue entry, when it has one: the
+    /// request names the model by the provider's own id, and carries the size and length
+    /// as the model's fields where the provider takes them so.
+    pub fn job_request(&self, takes_per_job: bool, entry: Option<&Model>) -> JobRequest {
         JobRequest {
             prompt: self.prompt.clone(),
-            model: self.model.clone(),
+            model: entry.map_or_else(|| self.model.clone(), |m| m.provider_model.clone()),
+            // Empty for models whose protocol has fields of its own (the catalogue
+            // allows `fields` and `seconds_field` only where the provider takes them).
+            fields: entry.map_or_else(serde_json::Map::new, |m| {
+                m.wire_fields(self.size, self.seconds)
+            }),
             size: self.size,
             seconds: self.seconds,
             variants: if takes_per_job { self.takes } else { 1 },
@@ -111,8 +119,8 @@ mod tests {
         c.params.insert("seed".into(), serde_json::json!(42));
         assert_eq!(c.changed_from(&a), ["params"]);
         assert_ne!(c.hash(), a.hash());
-        assert_eq!(c.job_request(true).params["seed"], 42);
-        assert_eq!(a.job_request(true).variants, 2);
-        assert_eq!(a.job_request(false).variants, 1);
+        assert_eq!(c.job_request(true, None).params["seed"], 42);
+        assert_eq!(a.job_request(true, None).variants, 2);
+        assert_eq!(a.job_request(false, None).variants, 1);
     }
 }

@@ -46,6 +46,9 @@ pub enum Event {
         job: String,
         status: String,
         progress: Option<u8>,
+        /// Place in the service's queue (0: next), where it says (fal).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        queue_position: Option<u32>,
     },
     Retry {
         id: String,
@@ -210,11 +213,14 @@ impl Reporter {
                 id,
                 status,
                 progress,
+                queue_position,
                 ..
             } => {
-                let msg = match progress {
-                    Some(p) => format!("{status} {p}%"),
-                    None => status.clone(),
+                let msg = match (progress, queue_position) {
+                    (Some(p), _) => format!("{status} {p}%"),
+                    (None, Some(0)) => format!("{status} (next in the queue)"),
+                    (None, Some(q)) => format!("{status} ({q} ahead in the queue)"),
+                    (None, None) => status.clone(),
                 };
                 spinner(id, &mut shots).set_message(msg);
             }

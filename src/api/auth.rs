@@ -52,8 +52,21 @@ impl fmt::Display for Secret {
 pub enum KeyHeader {
     /// `api-key: KEY` (Azure, both protocols).
     ApiKey,
-    /// `Authorization: Bearer KEY` (OpenAI and compatible proxies).
+    /// `Authorization: Bearer KEY` (OpenAI and compatible proxies, Replicate).
     Bearer,
+    /// `Authorization: Key KEY` (fal).
+    Key,
+}
+
+impl KeyHeader {
+    /// How `api`'s own service takes a key (the built-in emulator is addressed the same way).
+    pub fn of(api: crate::limits::Api) -> KeyHeader {
+        match api {
+            crate::limits::Api::AzureJobs => KeyHeader::ApiKey,
+            crate::limits::Api::OpenaiVideos | crate::limits::Api::Replicate => KeyHeader::Bearer,
+            crate::limits::Api::Fal => KeyHeader::Key,
+        }
+    }
 }
 
 /// How requests to one endpoint are authenticated.
@@ -96,8 +109,19 @@ impl Auth {
                 source: name.to_owned(),
             })
         };
+        use crate::limits::Api;
         match (api, azure) {
-            (crate::limits::Api::OpenaiVideos, false) => key("OPENAI_API_KEY", KeyHeader::Bearer),
+            (Api::OpenaiVideos, false) => key("OPENAI_API_KEY", KeyHeader::Bearer),
+            // fal's clients: `FAL_KEY`, else `FAL_KEY_ID` and `FAL_KEY_SECRET` as `id:secret`.
+            (Api::Fal, _) => key("FAL_KEY", KeyHeader::Key).or_else(|| {
+                let (id, secret) = (set("FAL_KEY_ID")?, set("FAL_KEY_SECRET")?);
+                Some(Auth::ApiKey {
+                    key: Secret::new(format!("{id}:{secret}")),
+                    header: KeyHeader::Key,
+                    source: "FAL_KEY_ID and FAL_KEY_SECRET".to_owned(),
+                })
+            }),
+            (Api::Replicate, _) => key("REPLICATE_API_TOKEN", KeyHeader::Bearer),
             _ => key("AZURE_OPENAI_API_KEY", KeyHeader::ApiKey)
                 .or_else(|| {
                     set("AZURE_OPENAI_AD_TOKEN").map(|t| {
@@ -108,6 +132,19 @@ impl Auth {
                     })
                 })
                 .or_else(|| Some(Auth::Bearer(TokenSource::AzureCli(AzureCli::new())))),
+        }
+    }
+
+    /// What to set when [`Auth::from_env`] found nothing for `api`.
+    pub fn missing_help(api: crate::limits::Api) -> &'static str {
+        match api {
+            crate::limits::Api::Fal => {
+                "set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET): a key from fal's dashboard"
+            }
+            crate::limits::Api::Replicate => {
+                "set REPLICATE_API_TOKEN: a token from Replicate's account settings"
+            }
+            _ => "set OPENAI_API_KEY (or AZURE_OPENAI_API_KEY for an Azure endpoint)",
         }
     }
 
@@ -137,6 +174,11 @@ impl Auth {
                 header: KeyHeader::Bearer,
                 ..
             } => (AUTHORIZATION, bearer(key)),
+            Auth::ApiKey {
+                key,
+                header: KeyHeader::Key,
+                ..
+            } => (AUTHORIZATION, format!("Key {}", key.expose())),
             Auth::Bearer(TokenSource::Static { token, .. }) => (AUTHORIZATION, bearer(token)),
             Auth::Bearer(TokenSource::AzureCli(cli)) => {
                 (AUTHORIZATION, bearer(&cli.token().await?))

@@ -70,6 +70,7 @@ impl WireJob {
             status,
             status_raw: self.status,
             progress: self.progress.map(|p| p.clamp(0.0, 100.0) as u8),
+            queue_position: None,
             created_at: self.created_at,
             finished_at: self.finished_at,
             expires_at: self.expires_at,
@@ -196,7 +197,7 @@ impl AzureClient {
 
 impl super::provider::Protocol for AzureClient {
     const API: crate::limits::Api = crate::limits::Api::AzureJobs;
-    const THUMBNAIL_EXTENSION: &'static str = "jpg";
+    const THUMBNAIL_EXTENSION: Option<&'static str> = Some("jpg");
 
     fn transport(&self) -> &Transport {
         &self.transport
@@ -210,7 +211,7 @@ impl super::provider::Protocol for AzureClient {
         AzureClient::create(self, req)
     }
 
-    fn get(&self, id: &str) -> impl Future<Output = Result<(Job, PollHint)>> + Send {
+    fn get(&self, id: &str, _model: &str) -> impl Future<Output = Result<(Job, PollHint)>> + Send {
         AzureClient::get(self, id)
     }
 
@@ -218,11 +219,19 @@ impl super::provider::Protocol for AzureClient {
         AzureClient::list_recent(self, since_unix)
     }
 
-    fn delete(&self, id: &str) -> impl Future<Output = Result<()>> + Send {
+    fn delete(&self, id: &str, _model: &str) -> impl Future<Output = Result<()>> + Send {
         AzureClient::delete(self, id)
     }
 
-    fn content_url(&self, content: &super::ContentRef<'_>, kind: &str) -> Url {
-        AzureClient::content_url(self, content, kind)
+    fn content_url(
+        &self,
+        content: &super::ContentRef<'_>,
+        kind: super::ContentKind,
+    ) -> impl Future<Output = Result<super::provider::Media>> + Send {
+        std::future::ready(Ok(super::provider::Media::at(AzureClient::content_url(
+            self,
+            content,
+            kind.as_str(),
+        ))))
     }
 }

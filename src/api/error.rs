@@ -172,6 +172,9 @@ impl ErrorBody {
                     .and_then(|i| i.revised_prompt),
             },
             _ => {
+                if let Some(detail) = Detail::parse(body) {
+                    return detail;
+                }
                 let text = String::from_utf8_lossy(body);
                 let line = text
                     .lines()
@@ -184,6 +187,60 @@ impl ErrorBody {
                 }
             }
         }
+    }
+}
+
+/// fal's `{"detail": "text", "error_type": ...}` and `{"detail": [{loc, msg, type}]}`,
+/// and Replicate's problem details `{"title", "detail", "status"}`.
+#[derive(Deserialize)]
+struct Detail {
+    detail: Option<serde_json::Value>,
+    title: Option<String>,
+    error_type: Option<String>,
+}
+
+impl Detail {
+    fn parse(body: &[u8]) -> Option<ErrorBody> {
+        let d: Detail = serde_json::from_slice(body).ok()?;
+        let (message, code, param) = match d.detail? {
+            serde_json::Value::String(s) => (s, d.error_type, None),
+            serde_json::Value::Array(items) => {
+                let first = items.first();
+                let field = |item: &serde_json::Value| {
+                    item.get("loc")?
+                        .as_array()?
+                        .iter()
+                        .filter_map(|l| l.as_str())
+                        .rfind(|l| *l != "body")
+                        .map(str::to_owned)
+                };
+                let text: Vec<String> = items
+                    .iter()
+                    .filter_map(|i| {
+                        let msg = i.get("msg")?.as_str()?;
+                        Some(match field(i) {
+                            Some(f) => format!("{f}: {msg}"),
+                            None => msg.to_owned(),
+                        })
+                    })
+                    .collect();
+                let code = first
+                    .and_then(|i| i.get("type")?.as_str().map(str::to_owned))
+                    .or(d.error_type);
+                (text.join("; "), code, first.and_then(field))
+            }
+            _ => return None,
+        };
+        let message = match d.title {
+            Some(t) if !message.contains(&t) => format!("{t}: {message}"),
+            _ => message,
+        };
+        Some(ErrorBody {
+            code,
+            message: Some(message.chars().take(500).collect()),
+            param,
+            revised_prompt: None,
+        })
     }
 }
 
@@ -242,6 +299,27 @@ mod tests {
         let e = ErrorBody::parse(b"\n  <html>Bad Gateway</html>\nmore");
         assert_eq!(e.message.as_deref(), Some("<html>Bad Gateway</html>"));
         assert_eq!(ErrorBody::parse(b""), ErrorBody::default());
+    }
+
+    #[test]
+    fn reads_fal_and_replicate_shapes() {
+        let e = ErrorBody::parse(br#"{"detail":[{"loc":["body","duration"],"msg":"unexpected value","type":"literal_error"}]}"#);
+        assert_eq!(e.message.as_deref(), Some("duration: unexpected value"));
+        assert_eq!(
+            (e.code.as_deref(), e.param.as_deref()),
+            (Some("literal_error"), Some("duration"))
+        );
+        let e =
+            ErrorBody::parse(br#"{"detail":"Runner crashed","error_type":"runner_server_error"}"#);
+        assert_eq!(
+            (e.message.as_deref(), e.code.as_deref()),
+            (Some("Runner crashed"), Some("runner_server_error"))
+        );
+        let e = ErrorBody::parse(br#"{"type":"about:blank","title":"Input validation failed","status":422,"detail":"- duration: must be one of 4, 6, 8"}"#);
+        assert_eq!(
+            e.message.as_deref(),
+            Some("Input validation failed: - duration: must be one of 4, 6, 8")
+        );
     }
 
     #[test]

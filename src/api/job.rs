@@ -21,6 +21,10 @@ pub struct JobRequest {
     pub variants: u32,
     /// The model's own inputs, sent as the protocol carries them.
     pub params: crate::shot::Params,
+    /// The size and length as the model's own fields, where the provider takes them so
+    /// (fal, Replicate: `resolution`, `aspect_ratio`, `duration`), from the model's
+    /// catalogue entry; empty where the protocol has fields of its own for them.
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,10 +43,11 @@ impl JobStatus {
     /// intermediate state must not end a job early, and polling will see the end.
     pub fn from_wire(s: &str) -> JobStatus {
         match s {
-            "queued" | "pending" => JobStatus::Queued,
+            "queued" | "pending" | "starting" | "IN_QUEUE" => JobStatus::Queued,
             "succeeded" | "completed" => JobStatus::Succeeded,
             "failed" => JobStatus::Failed,
-            "cancelled" | "canceled" => JobStatus::Cancelled,
+            // Replicate's `aborted`: a deadline passed before the prediction started.
+            "cancelled" | "canceled" | "aborted" => JobStatus::Cancelled,
             _ => JobStatus::Running,
         }
     }
@@ -63,6 +68,11 @@ impl JobStatus {
                 | "failed"
                 | "cancelled"
                 | "canceled"
+                | "starting"
+                | "aborted"
+                | "IN_QUEUE"
+                | "IN_PROGRESS"
+                | "COMPLETED"
         )
     }
 
@@ -103,6 +113,8 @@ pub struct Job {
     pub status_raw: String,
     /// Percent, when the service reports it (OpenAI).
     pub progress: Option<u8>,
+    /// Place in the service's queue (0: next), when it reports one (fal).
+    pub queue_position: Option<u32>,
     /// Unix seconds.
     pub created_at: i64,
     pub finished_at: Option<i64>,
@@ -127,7 +139,12 @@ impl Job {
     /// Fields the service did not echo are not held against it.
     pub fn matches(&self, req: &JobRequest) -> bool {
         self.prompt.as_deref().is_none_or(|p| p == req.prompt)
-            && self.model.as_deref().is_none_or(|m| m == req.model)
+            // A service may name the model without the version asked for (Replicate's
+            // `owner/name` for `owner/name:version`).
+            && self
+                .model
+                .as_deref()
+                .is_none_or(|m| m == req.model || req.model.split(':').next() == Some(m))
             && self.size.is_none_or(|s| s == req.size)
             && self.seconds.is_none_or(|s| s == req.seconds)
     }

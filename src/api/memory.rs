@@ -105,6 +105,7 @@ impl MemoryProvider {
 
     fn job_for(&self, id: &str, req: &JobRequest, created_at: i64, script: &Script) -> Job {
         Job {
+            queue_position: None,
             id: id.to_owned(),
             status: JobStatus::Queued,
             status_raw: "queued".into(),
@@ -132,8 +133,8 @@ impl Provider for MemoryProvider {
         self.can_list
     }
 
-    fn thumbnail_extension(&self) -> &'static str {
-        "jpg"
+    fn thumbnail_extension(&self) -> Option<&'static str> {
+        Some("jpg")
     }
 
     fn auth_description(&self) -> String {
@@ -179,7 +180,7 @@ impl Provider for MemoryProvider {
         })
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(Job, PollHint)>> {
+    fn get<'a>(&'a self, id: &'a str, _model: &'a str) -> BoxFuture<'a, Result<(Job, PollHint)>> {
         Box::pin(async move {
             let mut state = self.state.lock().unwrap();
             state.1.gets += 1;
@@ -238,7 +239,7 @@ impl Provider for MemoryProvider {
         })
     }
 
-    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, id: &'a str, _model: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let mut state = self.state.lock().unwrap();
             state.1.deletes += 1;

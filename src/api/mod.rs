@@ -21,12 +21,14 @@ use crate::pacer::Pacer;
 pub mod auth;
 pub mod azure;
 pub mod error;
+pub mod fal;
 pub mod job;
 mod list;
 #[cfg(test)]
 pub(crate) mod memory;
 pub mod openai;
 pub mod provider;
+pub mod replicate;
 pub mod retry;
 pub(crate) mod transport;
 
@@ -43,6 +45,8 @@ use transport::{Call, Transport};
 #[derive(Clone, Copy, Debug)]
 pub struct ContentRef<'a> {
     pub job_id: &'a str,
+    /// The model the job renders, as sent (fal addresses a request under its model).
+    pub model: &'a str,
     pub generation_id: &'a str,
     /// Unix seconds after which the service no longer has the files.
     pub expires_at: Option<i64>,
@@ -77,7 +81,7 @@ impl ContentKind {
 }
 
 /// Generation `index` of `job`, or an error naming how many it has.
-pub(crate) fn content_of(job: &Job, index: usize) -> Result<ContentRef<'_>> {
+pub(crate) fn content_of<'a>(job: &'a Job, model: &'a str, index: usize) -> Result<ContentRef<'a>> {
     let generation_id = job.generations.get(index).ok_or_else(|| ApiError::Config {
         message: format!(
             "job `{}` has {} generation(s), not a generation {index}",
@@ -87,6 +91,7 @@ pub(crate) fn content_of(job: &Job, index: usize) -> Result<ContentRef<'_>> {
     })?;
     Ok(ContentRef {
         job_id: &job.id,
+        model,
         generation_id,
         expires_at: job.expires_at,
     })
@@ -179,6 +184,14 @@ pub fn connect(endpoint: Endpoint, pacer: Arc<Pacer>, options: &ClientOptions) -
             transport,
             base: endpoint.base_url,
         }),
+        Api::Fal => Arc::new(fal::FalClient::new(transport, endpoint.base_url)),
+        Api::Replicate => Arc::new(replicate::ReplicateClient::new(
+            transport,
+            endpoint.base_url,
+            crate::catalogue::Catalogue::builtin()
+                .provider(Api::Replicate)
+                .retention_seconds,
+        )),
     })
 }
 

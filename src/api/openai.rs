@@ -76,6 +76,7 @@ impl WireVideo {
             status,
             status_raw: self.status,
             progress: self.progress.map(|p| p.clamp(0.0, 100.0) as u8),
+            queue_position: None,
             created_at: self.created_at,
             finished_at: self.completed_at,
             expires_at: self.expires_at,
@@ -191,7 +192,7 @@ impl OpenAiClient {
 
 impl super::provider::Protocol for OpenAiClient {
     const API: crate::limits::Api = crate::limits::Api::OpenaiVideos;
-    const THUMBNAIL_EXTENSION: &'static str = "webp";
+    const THUMBNAIL_EXTENSION: Option<&'static str> = Some("webp");
 
     fn transport(&self) -> &Transport {
         &self.transport
@@ -205,7 +206,7 @@ impl super::provider::Protocol for OpenAiClient {
         OpenAiClient::create(self, req)
     }
 
-    fn get(&self, id: &str) -> impl Future<Output = Result<(Job, PollHint)>> + Send {
+    fn get(&self, id: &str, _model: &str) -> impl Future<Output = Result<(Job, PollHint)>> + Send {
         OpenAiClient::get(self, id)
     }
 
@@ -213,11 +214,19 @@ impl super::provider::Protocol for OpenAiClient {
         OpenAiClient::list_recent(self, since_unix)
     }
 
-    fn delete(&self, id: &str) -> impl Future<Output = Result<()>> + Send {
+    fn delete(&self, id: &str, _model: &str) -> impl Future<Output = Result<()>> + Send {
         OpenAiClient::delete(self, id)
     }
 
-    fn content_url(&self, content: &super::ContentRef<'_>, kind: &str) -> Url {
-        OpenAiClient::content_url(self, content, kind)
+    fn content_url(
+        &self,
+        content: &super::ContentRef<'_>,
+        kind: super::ContentKind,
+    ) -> impl Future<Output = Result<super::provider::Media>> + Send {
+        std::future::ready(Ok(super::provider::Media::at(OpenAiClient::content_url(
+            self,
+            content,
+            kind.as_str(),
+        ))))
     }
 }

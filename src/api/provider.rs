@@ -43,8 +43,8 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         true
     }
 
-    /// The extension of the thumbnails it serves (`jpg`, `webp`).
-    fn thumbnail_extension(&self) -> &'static str;
+    /// The extension of the thumbnails it serves (`jpg`, `webp`); `None`: it serves none.
+    fn thumbnail_extension(&self) -> Option<&'static str>;
 
     /// Which credential it sends, never its value.
     fn auth_description(&self) -> String;
@@ -59,13 +59,15 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// `can_list`) before creating again.
     fn create<'a>(&'a self, req: &'a JobRequest) -> BoxFuture<'a, Result<Job>>;
 
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(Job, PollHint)>>;
+    /// The job `id`, which renders `model` (as sent: fal addresses a request under its
+    /// model's app).
+    fn get<'a>(&'a self, id: &'a str, model: &'a str) -> BoxFuture<'a, Result<(Job, PollHint)>>;
 
     /// Jobs created at or after `since_unix` (service clock), newest first.
     fn list_recent(&self, since_unix: i64) -> BoxFuture<'_, Result<Vec<Job>>>;
 
     /// Cancels or deletes a job; one already gone is not an error.
-    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn delete<'a>(&'a self, id: &'a str, model: &'a str) -> BoxFuture<'a, Result<()>>;
 
     /// One attempt at saving one file of one generation to `final_path`, atomically (the
     /// engine retries: it is the only layer that does).
@@ -85,7 +87,8 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         final_path: &'a Path,
     ) -> BoxFuture<'a, Result<Downloaded>> {
         Box::pin(async move {
-            let content = super::content_of(job, generation)?;
+            let model = job.model.as_deref().unwrap_or_default();
+            let content = super::content_of(job, model, generation)?;
             self.download_content(&content, kind, final_path).await
         })
     }
@@ -116,16 +119,39 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
 /// (pacing, credentials, redirects, retries) and the shared one-attempt download.
 pub(crate) trait Protocol: Send + Sync + std::fmt::Debug {
     const API: Api;
-    const THUMBNAIL_EXTENSION: &'static str;
+    const THUMBNAIL_EXTENSION: Option<&'static str>;
+    /// Whether the service lists recent jobs (so a lost create can be found).
+    const CAN_LIST: bool = true;
 
     fn transport(&self) -> &Transport;
     fn body(req: &JobRequest) -> serde_json::Value;
     fn create(&self, req: &JobRequest) -> impl Future<Output = Result<Job>> + Send;
-    fn get(&self, id: &str) -> impl Future<Output = Result<(Job, PollHint)>> + Send;
+    fn get(&self, id: &str, model: &str) -> impl Future<Output = Result<(Job, PollHint)>> + Send;
     fn list_recent(&self, since_unix: i64) -> impl Future<Output = Result<Vec<Job>>> + Send;
-    fn delete(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
-    /// Where `kind` (`video`, `thumbnail`) of a generation is served.
-    fn content_url(&self, content: &ContentRef<'_>, kind: &str) -> Url;
+    fn delete(&self, id: &str, model: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Where `kind` of a generation is served: on the API (with the credential) or, from
+    /// what the service said, on a media host (without it).
+    fn content_url(
+        &self,
+        content: &ContentRef<'_>,
+        kind: ContentKind,
+    ) -> impl Future<Output = Result<Media>> + Send;
+}
+
+/// Where one file is served, and its length when the service declared one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Media {
+    pub url: Url,
+    pub declared_bytes: Option<u64>,
+}
+
+impl Media {
+    pub(crate) fn at(url: Url) -> Media {
+        Media {
+            url,
+            declared_bytes: None,
+        }
+    }
 }
 
 impl<P: Protocol> Provider for P {
@@ -133,8 +159,12 @@ impl<P: Protocol> Provider for P {
         P::API
     }
 
-    fn thumbnail_extension(&self) -> &'static str {
+    fn thumbnail_extension(&self) -> Option<&'static str> {
         P::THUMBNAIL_EXTENSION
+    }
+
+    fn can_list(&self) -> bool {
+        P::CAN_LIST
     }
 
     fn auth_description(&self) -> String {
@@ -153,16 +183,16 @@ impl<P: Protocol> Provider for P {
         Box::pin(Protocol::create(self, req))
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(Job, PollHint)>> {
-        Box::pin(Protocol::get(self, id))
+    fn get<'a>(&'a self, id: &'a str, model: &'a str) -> BoxFuture<'a, Result<(Job, PollHint)>> {
+        Box::pin(Protocol::get(self, id, model))
     }
 
     fn list_recent(&self, since_unix: i64) -> BoxFuture<'_, Result<Vec<Job>>> {
         Box::pin(Protocol::list_recent(self, since_unix))
     }
 
-    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
-        Box::pin(Protocol::delete(self, id))
+    fn delete<'a>(&'a self, id: &'a str, model: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Protocol::delete(self, id, model))
     }
 
     fn download_content<'a>(
@@ -172,15 +202,43 @@ impl<P: Protocol> Provider for P {
         final_path: &'a Path,
     ) -> BoxFuture<'a, Result<Downloaded>> {
         Box::pin(async move {
-            let url = self.content_url(content, kind.as_str());
             let what = format!("{} of job `{}`", kind.as_str(), content.job_id);
+            let media = self.content_url(content, kind).await?;
+            let transport = self.transport();
+            let mut expect = kind.expect();
+            if media.url.origin() != transport.api_origin {
+                // A URL from the service's answer, on another host (a CDN): https only
+                // (plain http on loopback alone), never with the credential (the
+                // transport sends it to the API's origin only).
+                if media.url.scheme() != "https" && !super::transport::is_loopback(&media.url) {
+                    return Err(super::ApiError::Protocol {
+                        message: format!(
+                            "{what}: the service gave a plain http URL on `{}`; only https is fetched from another host",
+                            super::transport::host_of(&media.url)
+                        ),
+                    });
+                }
+            }
+            if let Some(declared) = media.declared_bytes {
+                if declared > expect.max_bytes {
+                    return Err(super::ApiError::Protocol {
+                        message: format!(
+                            "{what}: the service declares {declared} bytes, more than the {} a {} may have; not downloaded",
+                            expect.max_bytes,
+                            kind.as_str()
+                        ),
+                    });
+                }
+                // Read no more than declared (a little slack for a service that rounds).
+                expect.max_bytes = declared.saturating_add(64 * 1024).min(expect.max_bytes);
+            }
             super::download_once(
-                self.transport(),
-                url,
+                transport,
+                media.url,
                 &what,
                 content.expires_at,
                 final_path,
-                kind.expect(),
+                expect,
             )
             .await
         })

@@ -208,6 +208,7 @@ fn fox(variants: u32, seconds: u32) -> JobRequest {
         seconds,
         variants,
         params: Default::default(),
+        fields: Default::default(),
     }
 }
 
@@ -238,7 +239,7 @@ async fn azure_jobs_protocol_paths_query_headers_and_bodies() {
     let expected = json!({"prompt": "a red fox", "width": 1280, "height": 720, "n_seconds": 5, "n_variants": 2, "model": "sora"});
     assert_eq!(job.request.as_ref(), Some(&expected));
 
-    let (job, hint) = client.get("task_1").await.unwrap();
+    let (job, hint) = client.get("task_1", "sora").await.unwrap();
     assert_eq!(job.status, JobStatus::Succeeded);
     assert_eq!(job.generations, ["gen_a", "gen_b"]);
     assert_eq!(job.expires_at, Some(1_750_086_400));
@@ -250,7 +251,7 @@ async fn azure_jobs_protocol_paths_query_headers_and_bodies() {
         jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
         ["task_2", "task_1"]
     );
-    client.delete("task_1").await.unwrap();
+    client.delete("task_1", "sora").await.unwrap();
 
     let seen = mock.seen();
     let calls: Vec<_> = seen
@@ -315,7 +316,7 @@ async fn openai_videos_protocol_paths_query_headers_and_bodies() {
     let job = client.create(&req).await.unwrap();
     assert_eq!(job.status, JobStatus::Queued);
     assert!(job.generations.is_empty());
-    let (job, hint) = client.get("video_1").await.unwrap();
+    let (job, hint) = client.get("video_1", "sora").await.unwrap();
     assert_eq!(
         (job.status, job.progress, hint.after),
         (
@@ -324,7 +325,7 @@ async fn openai_videos_protocol_paths_query_headers_and_bodies() {
             Some(Duration::from_millis(1500))
         )
     );
-    let (job, hint) = client.get("video_1").await.unwrap();
+    let (job, hint) = client.get("video_1", "sora").await.unwrap();
     assert_eq!(
         (job.status, job.status_raw.as_str(), hint.after),
         (JobStatus::Succeeded, "completed", None)
@@ -332,7 +333,7 @@ async fn openai_videos_protocol_paths_query_headers_and_bodies() {
     assert_eq!(job.generations, ["video_1"]);
     assert!(job.matches(&req));
     assert_eq!(client.list_recent(1_749_999_000).await.unwrap().len(), 1);
-    client.delete("video_1").await.unwrap();
+    client.delete("video_1", "sora").await.unwrap();
 
     let seen = mock.seen();
     let calls: Vec<_> = seen
@@ -454,6 +455,7 @@ async fn downloads_use_the_content_paths_and_hash_what_was_written() {
 
 fn blank_job() -> Job {
     Job {
+        queue_position: None,
         id: String::new(),
         status: JobStatus::Succeeded,
         status_raw: "succeeded".into(),
@@ -526,7 +528,7 @@ async fn a_500_then_200_is_retried() {
     ])
     .await;
     let (job, _) = openai_client(&origin, &fast_options())
-        .get("video_1")
+        .get("video_1", "sora")
         .await
         .unwrap();
     assert_eq!(job.progress, Some(10));
@@ -542,7 +544,7 @@ async fn transient_failures_give_up_after_max_attempts() {
     )
     .await;
     let err = azure_client(&origin, &fast_options())
-        .get("task_1")
+        .get("task_1", "sora")
         .await
         .unwrap_err();
     match &err {
@@ -597,7 +599,7 @@ async fn a_401_names_the_credential_but_never_its_value() {
     let body = json!({"error": {"code": "401", "message": format!("Access denied: invalid key {AZURE_KEY}")}});
     let (origin, mock) = mock(vec![reply(401, body)]).await;
     let err = azure_client(&origin, &fast_options())
-        .get("task_1")
+        .get("task_1", "sora")
         .await
         .unwrap_err();
     assert!(err.is_fatal());
@@ -646,7 +648,7 @@ async fn a_create_that_times_out_is_reported_not_retried() {
     }
     assert_eq!(mock.seen().len(), 1);
     // A read, on the other hand, is retried after a timeout.
-    let (job, _) = client.get("task_1").await.unwrap();
+    let (job, _) = client.get("task_1", "sora").await.unwrap();
     assert_eq!(job.id, "task_1");
     assert_eq!(mock.seen().len(), 3);
 }
@@ -671,7 +673,7 @@ async fn a_404_is_not_found_and_expired_content_says_so() {
     ])
     .await;
     let client = azure_client(&origin, &fast_options());
-    let err = client.get("task_9").await.unwrap_err();
+    let err = client.get("task_9", "sora").await.unwrap_err();
     assert!(
         matches!(&err, ApiError::NotFound { what, .. } if what == "job `task_9`"),
         "{err:?}"
@@ -689,7 +691,7 @@ async fn a_404_is_not_found_and_expired_content_says_so() {
         .unwrap_err();
     assert!(matches!(err, ApiError::Expired { .. }), "{err:?}");
     // Deleting what is already gone reached the goal.
-    client.delete("task_1").await.unwrap();
+    client.delete("task_1", "sora").await.unwrap();
 }
 
 /// A server that promises `content-length: 1000` and closes after 10 bytes: what a
@@ -816,7 +818,7 @@ async fn no_credential_follows_a_redirect_to_another_origin() {
     ])
     .await;
     let azure = azure_client(&origin, &fast_options());
-    let (job, _) = azure.get("task_1").await.unwrap();
+    let (job, _) = azure.get("task_1", "sora").await.unwrap();
     assert_eq!(job.generations, ["gen_a"]);
     let dir = tempfile::tempdir().unwrap();
     azure
@@ -824,7 +826,7 @@ async fn no_credential_follows_a_redirect_to_another_origin() {
         .await
         .unwrap();
     let openai = openai_client(&origin, &fast_options());
-    openai.get("video_1").await.unwrap();
+    openai.get("video_1", "sora").await.unwrap();
 
     let seen = elsewhere.seen();
     assert_eq!(seen.len(), 3, "every redirect was followed");
@@ -850,7 +852,7 @@ async fn a_same_origin_redirect_keeps_the_credential() {
     ])
     .await;
     let azure = azure_client(&origin, &fast_options());
-    let (job, _) = azure.get("task_1").await.unwrap();
+    let (job, _) = azure.get("task_1", "sora").await.unwrap();
     assert_eq!(job.id, "task_2");
     let seen = api.seen();
     assert_eq!(seen.len(), 2);
@@ -954,7 +956,7 @@ async fn a_trickled_answer_ends_at_its_deadline_and_a_huge_one_is_not_read() {
     };
     let client = azure_client(&origin, &options);
     let started = Instant::now();
-    let err = client.get("task_1").await.unwrap_err();
+    let err = client.get("task_1", "sora").await.unwrap_err();
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -965,7 +967,7 @@ async fn a_trickled_answer_ends_at_its_deadline_and_a_huge_one_is_not_read() {
     let huge = vec![b' '; crate::api::transport::MAX_ANSWER_BYTES + 10];
     let (origin, _mock) = mock(vec![raw(200, "application/json", &huge)]).await;
     let client = azure_client(&origin, &fast_options());
-    let err = client.get("task_1").await.unwrap_err();
+    let err = client.get("task_1", "sora").await.unwrap_err();
     assert!(err.to_string().contains("larger than"), "{err}");
 }
 
@@ -992,13 +994,322 @@ async fn a_server_that_echoes_the_key_never_gets_it_into_a_code_a_reason_or_a_cu
     let err = client.create(&fox(1, 5)).await.unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains(prefix), "{shown}");
-    let (job, _) = client.get("task_1").await.unwrap();
+    let (job, _) = client.get("task_1", "sora").await.unwrap();
     let shown = format!("{:?}", job.failure);
     assert!(!shown.contains(prefix) && shown.contains("***"), "{shown}");
-    let err = client.get("task_1").await.unwrap_err();
+    let err = client.get("task_1", "sora").await.unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(
         !shown.contains(prefix),
         "the cut kept part of the key: {shown}"
     );
+}
+
+// fal and Replicate: the model's own fields on the wire, media on another host.
+
+const FAL_KEY: &str = "fal-id:fal-secret-0123456789";
+const REPLICATE_TOKEN: &str = "r8_replicate_0123456789";
+
+fn marketplace_client(api: Api, base: &str) -> Client {
+    let (key, source) = match api {
+        Api::Fal => (FAL_KEY, "FAL_KEY"),
+        _ => (REPLICATE_TOKEN, "REPLICATE_API_TOKEN"),
+    };
+    let auth = Auth::ApiKey {
+        key: Secret::new(key),
+        header: KeyHeader::of(api),
+        source: source.into(),
+    };
+    let endpoint = Endpoint::new(api, base, auth).unwrap();
+    connect(
+        endpoint,
+        Arc::new(Pacer::new(1000, Duration::from_secs(60))),
+        &fast_options(),
+    )
+    .unwrap()
+}
+
+/// A shot of `model` (catalogue id) on `api`, as the engine asks for it.
+fn marketplace_request(api: Api, model: &str) -> JobRequest {
+    let entry = crate::catalogue::Catalogue::builtin()
+        .find(api, model)
+        .unwrap();
+    let mut params = crate::shot::Params::new();
+    params.insert("seed".into(), json!(7));
+    crate::render_inputs::RenderInputs {
+        api,
+        model: model.into(),
+        prompt: "a red fox".into(),
+        size: Size::new(1280, 720),
+        seconds: 8,
+        takes: 1,
+        params,
+    }
+    .job_request(false, Some(entry))
+}
+
+fn mp4_body() -> Vec<u8> {
+    let mut body = MP4_HEAD.to_vec();
+    body.extend(std::iter::repeat_n(0u8, 1000));
+    body
+}
+
+#[tokio::test]
+async fn fal_submits_the_models_fields_follows_the_queue_and_fetches_the_cdn_without_the_key() {
+    let video = mp4_body();
+    let (media, media_mock) = mock(vec![raw(200, "video/mp4", &video)]).await;
+    let (origin, api) = mock(vec![
+        reply(
+            200,
+            json!({"request_id": "req-1", "status": "IN_QUEUE", "queue_position": 2,
+            "status_url": "x", "response_url": "y", "cancel_url": "z"}),
+        ),
+        reply(202, json!({"status": "IN_QUEUE", "queue_position": 1})),
+        reply(202, json!({"status": "IN_PROGRESS"})),
+        reply(
+            200,
+            json!({"status": "COMPLETED", "metrics": {"inference_time": 3.2}}),
+        ),
+        reply(
+            200,
+            json!({"video": {"url": format!("{media}/files/v.mp4"), "content_type": "video/mp4",
+            "file_name": "../../etc/passwd", "file_size": video.len()}}),
+        ),
+    ])
+    .await;
+    let client = marketplace_client(Api::Fal, &origin);
+    assert!(!client.can_list() && client.thumbnail_extension().is_none());
+    let req = marketplace_request(Api::Fal, "veo-3.1");
+    let job = client.create(&req).await.unwrap();
+    assert_eq!((job.id.as_str(), job.queue_position), ("req-1", Some(2)));
+    let (queued, _) = client.get("req-1", &req.model).await.unwrap();
+    assert_eq!(
+        (queued.status, queued.queue_position),
+        (JobStatus::Queued, Some(1))
+    );
+    let (running, _) = client.get("req-1", &req.model).await.unwrap();
+    assert_eq!(running.status, JobStatus::Running);
+    let (done, _) = client.get("req-1", &req.model).await.unwrap();
+    assert_eq!(
+        (done.status, done.generations.clone()),
+        (JobStatus::Succeeded, vec!["req-1".to_string()])
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fox.mp4");
+    let d = client.download_video(&done, 0, &out).await.unwrap();
+    assert_eq!(d.sha256, sha256_hex(&video));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no file named by the server"
+    );
+
+    let seen = api.seen();
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("POST", "/fal-ai/veo3.1")
+    );
+    assert_eq!(
+        seen[0].json(),
+        json!({"prompt": "a red fox", "resolution": "720p", "aspect_ratio": "16:9", "duration": "8s", "seed": 7})
+    );
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some(format!("Key {FAL_KEY}").as_str())
+    );
+    assert_eq!(seen[1].path, "/fal-ai/veo3.1/requests/req-1/status");
+    assert_eq!(seen[4].path, "/fal-ai/veo3.1/requests/req-1");
+    let media_seen = media_mock.seen();
+    assert_eq!(media_seen.len(), 1);
+    assert!(
+        media_seen[0].headers.get("authorization").is_none(),
+        "the key went to the CDN"
+    );
+}
+
+#[tokio::test]
+async fn fal_failures_carry_the_services_words_and_cancel_of_a_finished_request_is_fine() {
+    let (origin, api) = mock(vec![
+        reply(200, json!({"status": "COMPLETED", "error": "Runner ran out of memory", "error_type": "runner_server_error"})),
+        reply(200, json!({"status": "COMPLETED"})),
+        reply(422, json!({"detail": [{"loc": ["body", "prompt"], "msg": "flagged by the content checker", "type": "content_policy_violation"}]})),
+        reply(400, json!({"status": "ALREADY_COMPLETED"})),
+    ])
+    .await;
+    let client = marketplace_client(Api::Fal, &origin);
+    let model = "fal-ai/wan/v2.7/text-to-video";
+    let (a, _) = client.get("req-a", model).await.unwrap();
+    assert_eq!(a.status, JobStatus::Failed);
+    let f = a.failure.unwrap();
+    assert_eq!(
+        (f.code.as_deref(), f.message.as_deref()),
+        (
+            Some("runner_server_error"),
+            Some("Runner ran out of memory")
+        )
+    );
+    let (b, _) = client.get("req-b", model).await.unwrap();
+    assert_eq!(b.status, JobStatus::Failed);
+    let f = b.failure.unwrap();
+    assert_eq!(f.code.as_deref(), Some("content_policy_violation"));
+    assert_eq!(
+        f.message.as_deref(),
+        Some("prompt: flagged by the content checker")
+    );
+    client.delete("req-b", model).await.unwrap();
+    assert_eq!(api.seen()[3].method, "PUT");
+    assert_eq!(api.seen()[3].path, "/fal-ai/wan/requests/req-b/cancel");
+}
+
+#[tokio::test]
+async fn media_urls_must_be_https_off_loopback_and_within_their_declared_size() {
+    let (origin, _api) = mock(vec![
+        reply(200, json!({"status": "COMPLETED"})),
+        reply(
+            200,
+            json!({"video": {"url": "http://cdn.example.com/v.mp4"}}),
+        ),
+        reply(200, json!({"status": "COMPLETED"})),
+        reply(
+            200,
+            json!({"video": {"url": "https://cdn.example.com/v.mp4", "file_size": 1u64 << 40}}),
+        ),
+    ])
+    .await;
+    let client = marketplace_client(Api::Fal, &origin);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.mp4");
+    std::fs::write(&out, b"the good one").unwrap();
+    for (id, expected) in [
+        ("plain", "only https"),
+        ("huge", "declares 1099511627776 bytes"),
+    ] {
+        let (job, _) = client.get(id, "fal-ai/veo3.1").await.unwrap();
+        let err = client.download_video(&job, 0, &out).await.unwrap_err();
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    assert_eq!(std::fs::read(&out).unwrap(), b"the good one");
+}
+
+fn prediction(id: &str, status: &str, output: Value, created: &str) -> Value {
+    json!({
+        "id": id, "model": "google/veo-3.1", "version": "ed5b1767", "input": {"prompt": "a red fox"},
+        "output": output, "data_removed": false, "error": null, "status": status,
+        "created_at": created, "completed_at": if status == "succeeded" { json!("2026-12-02T05:00:30Z") } else { Value::Null },
+        "urls": {"get": "", "cancel": "", "stream": "", "web": ""}
+    })
+}
+
+#[tokio::test]
+async fn replicate_creates_on_the_models_path_and_downloads_the_output_without_the_token() {
+    let video = mp4_body();
+    let (media, media_mock) = mock(vec![raw(200, "video/mp4", &video)]).await;
+    let (origin, api) = mock(vec![
+        reply(
+            201,
+            prediction("p1", "starting", Value::Null, "2026-12-02T05:00:00Z"),
+        ),
+        reply(
+            200,
+            prediction("p1", "processing", Value::Null, "2026-12-02T05:00:00Z"),
+        ),
+        reply(
+            200,
+            prediction(
+                "p1",
+                "succeeded",
+                json!(format!("{media}/x/output.mp4")),
+                "2026-12-02T05:00:00Z",
+            ),
+        ),
+    ])
+    .await;
+    let client = marketplace_client(Api::Replicate, &format!("{origin}/v1"));
+    let req = marketplace_request(Api::Replicate, "veo-3.1");
+    let job = client.create(&req).await.unwrap();
+    assert_eq!(
+        (job.status, job.created_at),
+        (JobStatus::Queued, 1_796_187_600)
+    );
+    assert!(job.matches(&req));
+    let (running, _) = client.get("p1", &req.model).await.unwrap();
+    assert_eq!(running.status, JobStatus::Running);
+    let (done, _) = client.get("p1", &req.model).await.unwrap();
+    assert_eq!(
+        done.expires_at,
+        Some(1_796_187_630 + 3600),
+        "an hour after it ends"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = client
+        .download_video(&done, 0, &dir.path().join("a.mp4"))
+        .await
+        .unwrap();
+    assert_eq!(d.sha256, sha256_hex(&video));
+    let seen = api.seen();
+    assert_eq!(seen[0].path, "/v1/models/google/veo-3.1/predictions");
+    assert_eq!(
+        seen[0].json(),
+        json!({"input": {"prompt": "a red fox", "resolution": "720p", "aspect_ratio": "16:9", "duration": 8, "seed": 7}})
+    );
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some(format!("Bearer {REPLICATE_TOKEN}").as_str())
+    );
+    assert_eq!(seen[1].path, "/v1/predictions/p1");
+    assert!(media_mock.seen()[0].headers.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn replicate_lists_through_cursor_pages_and_an_output_removed_is_expired() {
+    let (origin, api) = mock(Vec::new()).await;
+    let page2 = format!("{origin}/v1/predictions?cursor=abc");
+    api.script.lock().unwrap().extend([
+        reply(200, json!({"next": page2, "previous": null, "results": [
+            prediction("p3", "processing", Value::Null, "2026-12-02T05:02:00Z"),
+            prediction("p2", "succeeded", json!("https://cdn.example.com/2.mp4"), "2026-12-02T05:01:00Z"),
+        ]})),
+        reply(200, json!({"next": "https://elsewhere.example/v1/predictions?cursor=x", "previous": null, "results": [
+            prediction("p1", "starting", Value::Null, "2026-12-02T04:00:00Z"),
+        ]})),
+        reply(200, json!({
+            "id": "p2", "model": "google/veo-3.1", "version": "v", "input": {}, "output": null,
+            "data_removed": true, "error": null, "status": "succeeded", "created_at": "2026-12-02T05:01:00Z",
+            "completed_at": "2026-12-02T05:01:30Z", "urls": {}
+        })),
+    ]);
+    let client = marketplace_client(Api::Replicate, &format!("{origin}/v1"));
+    let since = "2026-12-02T04:30:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_second();
+    let jobs = client.list_recent(since).await.unwrap();
+    let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["p3", "p2"]);
+    {
+        let seen = api.seen();
+        assert_eq!(seen.len(), 2, "the page on another origin is not read");
+        assert!(
+            seen[0]
+                .query
+                .starts_with("created_after=2026-12-02T04%3A30%3A00Z"),
+            "{}",
+            seen[0].query
+        );
+        assert_eq!(seen[1].query, "cursor=abc");
+    }
+    // Asked afresh (a later run), the prediction's output is gone.
+    let client = marketplace_client(Api::Replicate, &format!("{origin}/v1"));
+    let job = Job {
+        id: "p2".into(),
+        generations: vec!["p2".into()],
+        model: Some("google/veo-3.1".into()),
+        ..blank_job()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let err = client
+        .download_video(&job, 0, &dir.path().join("a.mp4"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::Expired { .. }), "{err}");
 }

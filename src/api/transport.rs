@@ -42,7 +42,7 @@ const MAX_REDIRECTS: usize = 10;
 pub(crate) struct Transport {
     pub(crate) http: reqwest::Client,
     /// The only origin the credential is ever sent to: the API base's.
-    api_origin: url::Origin,
+    pub(crate) api_origin: url::Origin,
     /// Longest a JSON answer may take, whole (not a download: those go by progress).
     answer_deadline: Duration,
     pub(crate) pacer: Arc<Pacer>,

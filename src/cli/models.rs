@@ -126,6 +126,27 @@ fn model_text(out: &mut String, m: &Model, takes_per_job: bool) {
         m.prompt_chars.min, m.prompt_chars.max
     );
     let _ = writeln!(out, "    price:   {price}");
+    if !m.params.is_empty() {
+        let params: Vec<String> = m
+            .params
+            .iter()
+            .map(|p| {
+                let kind = match p.kind {
+                    crate::catalogue::ParamKind::Integer => "whole number",
+                    crate::catalogue::ParamKind::Number => "number",
+                    crate::catalogue::ParamKind::Boolean => "true/false",
+                    crate::catalogue::ParamKind::String if !p.one_of.is_empty() => "one of a list",
+                    crate::catalogue::ParamKind::String => "text",
+                };
+                format!(
+                    "{} ({kind}{})",
+                    p.name,
+                    if p.required { ", required" } else { "" }
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "    params:  {}", params.join(", "));
+    }
     for s in &m.sources {
         let _ = writeln!(
             out,

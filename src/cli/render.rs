@@ -30,12 +30,14 @@ pub struct Args {
     /// Fail, before any request, if any shot would need a new job (for CI).
     #[arg(long)]
     pub locked: bool,
-    /// Jobs running at once (the service allows 2 unless your account allows more).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub jobs: u16,
-    /// Requests per minute, all requests counted, bursts included.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub rpm: u32,
+    /// Jobs running at once [default: the provider's documented limit, `shotlist models`;
+    /// raise it if your account allows more].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
+    /// Requests per minute, all requests counted, bursts included [default: the
+    /// provider's documented limit].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rpm: Option<u32>,
     /// Do not save thumbnails beside the videos.
     #[arg(long)]
     pub no_thumbnails: bool,
@@ -50,6 +52,31 @@ pub struct Args {
     /// emulator, 1 for a service). Scales the request window and polling.
     #[arg(long, hide = true)]
     pub time_scale: Option<f64>,
+}
+
+impl Args {
+    /// `--jobs`, else what the provider documents (the catalogue).
+    fn jobs_for(&self, storyboard: &crate::manifest::Storyboard) -> usize {
+        self.jobs.map_or_else(
+            || {
+                storyboard
+                    .catalogue
+                    .provider(storyboard.api)
+                    .max_running_jobs
+            },
+            usize::from,
+        )
+    }
+
+    /// `--rpm`, else what the provider documents (the catalogue).
+    fn rpm_for(&self, storyboard: &crate::manifest::Storyboard) -> u32 {
+        self.rpm.unwrap_or_else(|| {
+            storyboard
+                .catalogue
+                .provider(storyboard.api)
+                .requests_per_minute
+        })
+    }
 }
 
 pub async fn execute(args: Args) -> miette::Result<ExitCode> {
@@ -176,15 +203,18 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         } => {
             // The jobs API lives only on Azure (`{endpoint}/openai/v1`); the videos API is
             // Azure's when the endpoint is, else the base URL is taken as given.
-            let azure = storyboard.api == crate::limits::Api::AzureJobs
-                || *source == endpoint::ENV_AZURE_ENDPOINT
-                || base_url.contains(".azure.com");
+            let sora = matches!(
+                storyboard.api,
+                crate::limits::Api::AzureJobs | crate::limits::Api::OpenaiVideos
+            );
+            let azure = sora
+                && (storyboard.api == crate::limits::Api::AzureJobs
+                    || *source == endpoint::ENV_AZURE_ENDPOINT
+                    || base_url.contains(".azure.com"));
             let Some(auth) = Auth::from_env(storyboard.api, azure, |k| std::env::var(k).ok())
             else {
                 eprintln!("error: no credential for {}", target.lock_name());
-                eprintln!(
-                    "  help: set OPENAI_API_KEY (or AZURE_OPENAI_API_KEY for an Azure endpoint)"
-                );
+                eprintln!("  help: {}", Auth::missing_help(storyboard.api));
                 return Ok(ExitCode::from(exit_codes::AUTH));
             };
             let endpoint = if azure {
@@ -193,7 +223,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
                 Endpoint::new(storyboard.api, base_url, auth)
             }
             .into_diagnostic()?;
-            let pacer = Arc::new(Pacer::per_minute(args.rpm, time_scale));
+            let pacer = Arc::new(Pacer::per_minute(args.rpm_for(&storyboard), time_scale));
             let client = crate::api::connect(endpoint, pacer, &ClientOptions::default())
                 .into_diagnostic()?;
             reporter.emit(Event::Notice {
@@ -203,7 +233,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         }
     };
     let config = Config {
-        max_jobs: usize::from(args.jobs),
+        max_jobs: args.jobs_for(&storyboard),
         thumbnails: !args.no_thumbnails,
         force: args.selection.force,
         verify: args.selection.verify,
@@ -393,8 +423,8 @@ async fn start_local(
         listen: "127.0.0.1:0".parse().expect("valid address"),
         api_key: Some(key.clone()),
         time_scale,
-        rpm: args.rpm,
-        max_running: usize::from(args.jobs),
+        rpm: args.rpm_for(storyboard),
+        max_running: args.jobs_for(storyboard),
         log_requests: false,
         catalogue: std::sync::Arc::clone(&storyboard.catalogue),
         ..EmulatorConfig::default()
@@ -408,17 +438,22 @@ async fn start_local(
             emulator.base_url()
         ),
     });
+    // Each protocol where its service has it: Azure's under `/openai/v1`, OpenAI's and
+    // Replicate's under `/v1`, fal's at the root (the model id is the path).
     let base = match storyboard.api {
         crate::limits::Api::AzureJobs => format!("{}/openai/v1", emulator.base_url()),
-        crate::limits::Api::OpenaiVideos => format!("{}/v1", emulator.base_url()),
+        crate::limits::Api::OpenaiVideos | crate::limits::Api::Replicate => {
+            format!("{}/v1", emulator.base_url())
+        }
+        crate::limits::Api::Fal => emulator.base_url(),
     };
     let auth = Auth::ApiKey {
         key: Secret::new(key),
-        header: KeyHeader::ApiKey,
+        header: KeyHeader::of(storyboard.api),
         source: "the built-in emulator's throwaway key".into(),
     };
     let endpoint = Endpoint::new(storyboard.api, &base, auth).into_diagnostic()?;
-    let pacer = Arc::new(Pacer::per_minute(args.rpm, time_scale));
+    let pacer = Arc::new(Pacer::per_minute(args.rpm_for(storyboard), time_scale));
     let client =
         crate::api::connect(endpoint, pacer, &ClientOptions::default()).into_diagnostic()?;
     Ok((client, emulator))

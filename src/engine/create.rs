@@ -118,8 +118,10 @@ impl Run {
         let Some(old) = self.recorder.shot(&work.plan.id) else {
             return Ok(());
         };
+        // The model the old jobs were sent for (a changed model is what made them outdated).
+        let model = self.wire_model(&old.model);
         for job in old.jobs.iter().filter(|j| j.status.is_alive()) {
-            match self.client.delete(&job.id).await {
+            match self.client.delete(&job.id, &model).await {
                 Ok(()) => self.emit(Event::Notice {
                     message: format!("cancelled outdated job {} of `{}`", job.id, work.plan.id),
                 }),

@@ -306,7 +306,20 @@ impl Run {
     }
 
     pub(super) fn request_for(&self, shot: &Shot) -> JobRequest {
-        self.inputs_of(shot).job_request(self.per_job())
+        let entry = self
+            .storyboard
+            .catalogue
+            .find(self.storyboard.api, &shot.model);
+        self.inputs_of(shot).job_request(self.per_job(), entry)
+    }
+
+    /// The model a shot's jobs were sent for, as the provider names it (what `get`,
+    /// `delete` and downloads address them by).
+    pub(super) fn wire_model(&self, name: &str) -> String {
+        self.storyboard
+            .catalogue
+            .find(self.storyboard.api, name)
+            .map_or_else(|| name.to_owned(), |m| m.provider_model.clone())
     }
 
     pub(super) fn jobs_needed(&self, shot: &Shot) -> usize {

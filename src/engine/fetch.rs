@@ -41,11 +41,9 @@ impl Run {
             let file = self
                 .fetch(work, &job, &g.id, &name, ContentKind::Video)
                 .await?;
-            let thumbnail = if self.config.thumbnails {
-                let name = work
-                    .plan
-                    .shot
-                    .thumbnail_file_name(g.variant, self.client.thumbnail_extension());
+            let extension = self.client.thumbnail_extension();
+            let thumbnail = if let Some(extension) = extension.filter(|_| self.config.thumbnails) {
+                let name = work.plan.shot.thumbnail_file_name(g.variant, extension);
                 match self
                     .fetch(work, &job, &g.id, &name, ContentKind::Thumbnail)
                     .await
@@ -85,6 +83,7 @@ impl Run {
         let rel = self.storyboard.output.join(name);
         let path = self.storyboard.dir.join(&rel);
         let mut attempt = 0;
+        let model = self.wire_model(&work.plan.shot.model);
         loop {
             attempt += 1;
             if job.expires_at.is_some_and(|e| e <= self.now()) {
@@ -95,6 +94,7 @@ impl Run {
             }
             let content = ContentRef {
                 job_id: &job.id,
+                model: &model,
                 generation_id: generation,
                 expires_at: job.expires_at.map(|t| t.as_second()),
             };

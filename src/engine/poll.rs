@@ -19,9 +19,10 @@ impl Run {
         let mut last_status = first.as_ref().map(|j| j.status_raw.clone());
         let mut wait = self.schedule.next_wait(expected, Duration::ZERO, None);
         let mut failures = 0u32;
+        let model = self.wire_model(&work.plan.shot.model);
         let job = loop {
             tokio::time::sleep(wait).await;
-            let (job, hint) = match self.client.get(&job_id).await {
+            let (job, hint) = match self.client.get(&job_id, &model).await {
                 Ok(x) => x,
                 Err(ApiError::NotFound { .. }) => {
                     self.record_job_failed(
@@ -77,6 +78,7 @@ impl Run {
                 job: job_id.clone(),
                 status: job.status_raw.clone(),
                 progress: job.progress,
+                queue_position: job.queue_position,
             });
             if job.status.is_terminal() {
                 break job;

@@ -96,6 +96,7 @@ fn request() -> JobRequest {
         seconds: 5,
         variants: 1,
         params: Default::default(),
+        fields: Default::default(),
     }
 }
 

@@ -229,8 +229,21 @@ fn models_json_lists_every_model_with_limits_price_and_sources() {
     let out = shotlist().args(["models", "--json"]).assert().success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     let models = v["models"].as_array().unwrap();
-    let ids: Vec<&str> = models.iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["sora", "sora-2", "sora-2-pro"]);
+    let ids: Vec<(&str, &str)> = models
+        .iter()
+        .map(|m| (m["provider"].as_str().unwrap(), m["id"].as_str().unwrap()))
+        .collect();
+    for expected in [
+        ("azure-jobs", "sora"),
+        ("openai-videos", "sora-2"),
+        ("openai-videos", "sora-2-pro"),
+        ("fal", "veo-3.1"),
+        ("fal", "wan-2.7"),
+        ("replicate", "veo-3.1"),
+        ("replicate", "hailuo-2.3"),
+    ] {
+        assert!(ids.contains(&expected), "{expected:?} not in {ids:?}");
+    }
     for m in models {
         assert!(!m["sizes"].as_array().unwrap().is_empty(), "{m}");
         assert!(
@@ -253,7 +266,7 @@ fn models_json_lists_every_model_with_limits_price_and_sources() {
         "Azure sora's price is unknown"
     );
     assert_eq!(models[1]["price"]["per_second"], 0.1);
-    assert_eq!(v["providers"].as_array().unwrap().len(), 2);
+    assert_eq!(v["providers"].as_array().unwrap().len(), 4);
     let only = shotlist()
         .args(["models", "--api", "azure-jobs", "--json"])
         .assert()
