@@ -1469,6 +1469,26 @@ mod tests {
     }
 
     #[test]
+    fn marketplace_models_check_their_own_lengths_sizes_and_required_inputs() {
+        let src = "version: 1\napi: replicate\nshots:\n  - id: a\n    model: hailuo-2.3\n    prompt: x\n    size: 1920x1080\n    seconds: 10\n  - id: b\n    model: hailuo-2.3\n    prompt: x\n    size: 1366x768\n    seconds: 10\n";
+        let ps = problems(src);
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(at(src, &ps[0]), "10");
+        assert!(
+            ps[0].message.contains("at most 6 seconds at 1920x1080"),
+            "{ps:?}"
+        );
+        let src = "version: 1\napi: fal\nshots:\n  - id: a\n    model: veo-3.1-image-to-video\n    prompt: x\n    size: 1280x720\n    params: {seed: 1}\n  - id: b\n    model: veo-3.1-image-to-video\n    prompt: x\n    size: 1280x720\n    params: {image_url: 'https://example.com/a.png'}\n";
+        let ps = problems(src);
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert!(at(src, &ps[0]).starts_with('{'), "points at `params`");
+        assert!(
+            ps[0].message.contains("needs the parameter `image_url`"),
+            "{ps:?}"
+        );
+    }
+
+    #[test]
     fn openai_limits_apply() {
         let src = "version: 1\napi: openai-videos\nshots:\n  - id: a\n    prompt: x\n    seconds: 5\n  - id: b\n    prompt: x\n    size: 1792x1024\n";
         let ps = problems(src);

@@ -198,6 +198,12 @@ impl Transport {
                     let body = scrub_bytes(&resp.bytes().await.unwrap_or_default(), &value);
                     let parsed = ErrorBody::parse(&body);
                     let message = parsed.message.clone().unwrap_or_else(|| reason(status));
+                    // Replicate's throttle says when in words ("resets in ~30s").
+                    let hint = hint.or_else(|| {
+                        (status == StatusCode::TOO_MANY_REQUESTS)
+                            .then(|| worded_wait(&message))
+                            .flatten()
+                    });
                     match classify(status.as_u16()) {
                         StatusClass::Auth => {
                             return Err(ApiError::Auth {
@@ -405,6 +411,15 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
 /// Removes the credential we sent from bytes the server sent back (some proxies echo
 /// request headers in their error pages, some services in failure reasons), whole, before
 /// anything is parsed or cut from them.
+#[cfg(test)]
+#[test]
+fn a_wait_in_words_is_read() {
+    let m = "Request was throttled. Your rate limit resets in ~30s.";
+    assert_eq!(worded_wait(m), Some(Duration::from_secs(30)));
+    assert_eq!(worded_wait("slow down"), None);
+    assert_eq!(worded_wait("in ~5 minutes"), None);
+}
+
 fn scrub_bytes(body: &[u8], sent: &HeaderValue) -> Vec<u8> {
     let sent = sent.as_bytes();
     let secret = sent
@@ -426,6 +441,16 @@ fn scrub_bytes(body: &[u8], sent: &HeaderValue) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A wait a throttled answer states in words, `... resets in ~30s.` (Replicate).
+fn worded_wait(message: &str) -> Option<Duration> {
+    let rest = &message[message.find("in ~")? + 4..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let secs: u64 = digits.parse().ok()?;
+    rest[digits.len()..]
+        .starts_with('s')
+        .then(|| Duration::from_secs(secs.min(3600)))
 }
 
 /// The absolute URL a redirect points at, if it names one.

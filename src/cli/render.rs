@@ -434,8 +434,16 @@ async fn start_local(
     .wrap_err("failed to start the built-in emulator")?;
     reporter.emit(Event::Notice {
         message: format!(
-            "using the built-in emulator at {}: videos are placeholders. To render for real, set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY (or pass --endpoint)",
-            emulator.base_url()
+            "using the built-in emulator at {}: videos are placeholders. To render for real, {}",
+            emulator.base_url(),
+            match storyboard.api {
+                crate::limits::Api::AzureJobs =>
+                    "set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY (or pass --endpoint)",
+                crate::limits::Api::OpenaiVideos =>
+                    "set OPENAI_API_KEY (and OPENAI_BASE_URL for a gateway, or pass --endpoint)",
+                crate::limits::Api::Fal => "set FAL_KEY",
+                crate::limits::Api::Replicate => "set REPLICATE_API_TOKEN",
+            }
         ),
     });
     // Each protocol where its service has it: Azure's under `/openai/v1`, OpenAI's and

@@ -26,7 +26,9 @@ pub struct Selection {
     /// Hash every recorded output instead of trusting size and modification time.
     #[arg(long)]
     pub verify: bool,
-    /// Service URL (else AZURE_OPENAI_ENDPOINT / OPENAI_BASE_URL, else the built-in emulator).
+    /// Service URL (else the API's own variable: AZURE_OPENAI_ENDPOINT, OPENAI_BASE_URL,
+    /// REPLICATE_BASE_URL; else fal's or Replicate's public API when its credential is
+    /// set; else the built-in emulator).
     #[arg(long, env = "SHOTLIST_ENDPOINT")]
     pub endpoint: Option<String>,
     /// Use the built-in emulator (placeholder videos, no account).

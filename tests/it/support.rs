@@ -62,9 +62,15 @@ impl Project {
             .args(["--endpoint", endpoint, "--time-scale", &SCALE.to_string()])
             .args(extra)
             .env("AZURE_OPENAI_API_KEY", KEY)
+            .env("FAL_KEY", KEY)
+            .env("REPLICATE_API_TOKEN", KEY)
             .env_remove("AZURE_OPENAI_ENDPOINT")
             .env_remove("OPENAI_BASE_URL")
             .env_remove("AZURE_OPENAI_AD_TOKEN")
+            .env_remove("SHOTLIST_ENDPOINT")
+            .env_remove("REPLICATE_BASE_URL")
+            .env_remove("FAL_KEY_ID")
+            .env_remove("FAL_KEY_SECRET")
             .env("NO_COLOR", "1")
             .env("CI", "1");
         cmd
