@@ -14,6 +14,7 @@ pub const ENV_AZURE_ENDPOINT: &str = "AZURE_OPENAI_ENDPOINT";
 pub const ENV_OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
 pub const ENV_SHOTLIST_ENDPOINT: &str = "SHOTLIST_ENDPOINT";
 pub const ENV_REPLICATE_BASE_URL: &str = "REPLICATE_BASE_URL";
+pub const ENV_OPENROUTER_BASE_URL: &str = "OPENROUTER_BASE_URL";
 
 /// A service's public address, used when its credential is set and no URL is given.
 struct Public {
@@ -34,6 +35,11 @@ fn public(api: Api) -> Option<Public> {
             url: "https://api.replicate.com/v1",
             credentials: &["REPLICATE_API_TOKEN"],
             source: "Replicate's API (REPLICATE_API_TOKEN is set)",
+        }),
+        Api::Openrouter => Some(Public {
+            url: "https://openrouter.ai/api/v1",
+            credentials: &["OPENROUTER_API_KEY"],
+            source: "OpenRouter's API (OPENROUTER_API_KEY is set)",
         }),
         Api::AzureJobs | Api::OpenaiVideos => None,
     }
@@ -115,6 +121,7 @@ pub fn resolve_with(
             (env(ENV_AZURE_ENDPOINT), ENV_AZURE_ENDPOINT),
         ]),
         Api::Replicate => candidates.push((env(ENV_REPLICATE_BASE_URL), ENV_REPLICATE_BASE_URL)),
+        Api::Openrouter => candidates.push((env(ENV_OPENROUTER_BASE_URL), ENV_OPENROUTER_BASE_URL)),
         Api::Fal => {}
     }
     if let Some(p) = public(api)

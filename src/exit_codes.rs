@@ -14,5 +14,7 @@ pub const LOCKED: u8 = 4;
 pub const AUTH: u8 = 5;
 /// The run finished but one or more shots failed.
 pub const SHOTS_FAILED: u8 = 6;
+/// The account is out of credit (402): the run stopped and started nothing new.
+pub const OUT_OF_CREDIT: u8 = 8;
 /// Stopped by Ctrl-C; what finished is recorded.
 pub const INTERRUPTED: u8 = 130;

@@ -482,7 +482,7 @@ fn changed_fields(api: Api, shot: &Shot, entry: &ShotLock) -> Vec<String> {
     let recorded_variants = match api {
         Api::AzureJobs => num_of("n_variants"),
         // Revision-0 lockfiles come from the two Sora APIs only; any other is one job a take.
-        Api::OpenaiVideos | Api::Fal | Api::Replicate => {
+        Api::OpenaiVideos | Api::Fal | Api::Replicate | Api::Openrouter => {
             Some(entry.jobs.len() as u64).filter(|n| *n > 0)
         }
     };

@@ -63,7 +63,9 @@ impl KeyHeader {
     pub fn of(api: crate::limits::Api) -> KeyHeader {
         match api {
             crate::limits::Api::AzureJobs => KeyHeader::ApiKey,
-            crate::limits::Api::OpenaiVideos | crate::limits::Api::Replicate => KeyHeader::Bearer,
+            crate::limits::Api::OpenaiVideos
+            | crate::limits::Api::Replicate
+            | crate::limits::Api::Openrouter => KeyHeader::Bearer,
             crate::limits::Api::Fal => KeyHeader::Key,
         }
     }
@@ -122,6 +124,7 @@ impl Auth {
                 })
             }),
             (Api::Replicate, _) => key("REPLICATE_API_TOKEN", KeyHeader::Bearer),
+            (Api::Openrouter, _) => key("OPENROUTER_API_KEY", KeyHeader::Bearer),
             _ => key("AZURE_OPENAI_API_KEY", KeyHeader::ApiKey)
                 .or_else(|| {
                     set("AZURE_OPENAI_AD_TOKEN").map(|t| {
@@ -143,6 +146,9 @@ impl Auth {
             }
             crate::limits::Api::Replicate => {
                 "set REPLICATE_API_TOKEN: a token from Replicate's account settings"
+            }
+            crate::limits::Api::Openrouter => {
+                "set OPENROUTER_API_KEY: a key from OpenRouter's settings"
             }
             _ => "set OPENAI_API_KEY (or AZURE_OPENAI_API_KEY for an Azure endpoint)",
         }

@@ -31,6 +31,15 @@ pub enum ApiError {
         message: String,
     },
 
+    #[error("the account is out of credit (HTTP 402, {credential}): {message}")]
+    #[diagnostic(
+        code(shotlist::api::out_of_credit),
+        help(
+            "add credit (or raise the key's limit) at the provider; the run stops here and starts nothing new"
+        )
+    )]
+    OutOfCredit { credential: String, message: String },
+
     #[error("the service rejected the request (HTTP {status}{}): {message}", code_suffix(.code))]
     #[diagnostic(code(shotlist::api::rejected))]
     Permanent {
@@ -111,7 +120,7 @@ fn code_suffix(code: &Option<String>) -> String {
 impl ApiError {
     /// Whether the run must stop (no other request can succeed either).
     pub fn is_fatal(&self) -> bool {
-        matches!(self, ApiError::Auth { .. })
+        matches!(self, ApiError::Auth { .. } | ApiError::OutOfCredit { .. })
     }
 
     pub fn is_transient(&self) -> bool {
@@ -248,6 +257,8 @@ impl Detail {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusClass {
     Auth,
+    /// 402: out of credit.
+    Payment,
     NotFound,
     Transient,
     Permanent,
@@ -256,6 +267,7 @@ pub enum StatusClass {
 pub fn classify(status: u16) -> StatusClass {
     match status {
         401 | 403 => StatusClass::Auth,
+        402 => StatusClass::Payment,
         404 | 410 => StatusClass::NotFound,
         408 | 409 | 429 | 500..=599 => StatusClass::Transient,
         _ => StatusClass::Permanent,

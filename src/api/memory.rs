@@ -32,6 +32,8 @@ pub struct Script {
     pub disk_full: bool,
     /// Jobs never end and report this status word (one no protocol documents).
     pub odd_status: Option<&'static str>,
+    /// Creates that succeed before the account runs out of credit (402); `None`: never.
+    pub credit_for_creates: Option<u32>,
 }
 
 impl Default for Script {
@@ -47,6 +49,7 @@ impl Default for Script {
             content_expired: false,
             disk_full: false,
             odd_status: None,
+            credit_for_creates: None,
         }
     }
 }
@@ -157,6 +160,16 @@ impl Provider for MemoryProvider {
         Box::pin(async move {
             let mut state = self.state.lock().unwrap();
             state.1.creates += 1;
+            match &mut state.0.credit_for_creates {
+                Some(0) => {
+                    return Err(ApiError::OutOfCredit {
+                        credential: "no credential (in memory)".into(),
+                        message: "Insufficient credits".into(),
+                    });
+                }
+                Some(n) => *n -= 1,
+                None => {}
+            }
             let id = format!("mem_{}", state.2.len() + 1);
             let now = (jiff::Timestamp::now()).as_second();
             let job = self.job_for(&id, req, now, &state.0);

@@ -27,6 +27,7 @@ mod list;
 #[cfg(test)]
 pub(crate) mod memory;
 pub mod openai;
+pub mod openrouter;
 pub mod provider;
 pub mod replicate;
 pub mod retry;
@@ -185,6 +186,10 @@ pub fn connect(endpoint: Endpoint, pacer: Arc<Pacer>, options: &ClientOptions) -
             base: endpoint.base_url,
         }),
         Api::Fal => Arc::new(fal::FalClient::new(transport, endpoint.base_url)),
+        Api::Openrouter => Arc::new(openrouter::OpenRouterClient::new(
+            transport,
+            endpoint.base_url,
+        )),
         Api::Replicate => Arc::new(replicate::ReplicateClient::new(
             transport,
             endpoint.base_url,

@@ -43,6 +43,12 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         true
     }
 
+    /// Whether [`Provider::delete`] can stop a job (when false, an outdated job runs to
+    /// its end and is paid for).
+    fn can_cancel(&self) -> bool {
+        true
+    }
+
     /// The extension of the thumbnails it serves (`jpg`, `webp`); `None`: it serves none.
     fn thumbnail_extension(&self) -> Option<&'static str>;
 
@@ -122,6 +128,8 @@ pub(crate) trait Protocol: Send + Sync + std::fmt::Debug {
     const THUMBNAIL_EXTENSION: Option<&'static str>;
     /// Whether the service lists recent jobs (so a lost create can be found).
     const CAN_LIST: bool = true;
+    /// Whether the service can cancel a job.
+    const CAN_CANCEL: bool = true;
 
     fn transport(&self) -> &Transport;
     fn body(req: &JobRequest) -> serde_json::Value;
@@ -165,6 +173,10 @@ impl<P: Protocol> Provider for P {
 
     fn can_list(&self) -> bool {
         P::CAN_LIST
+    }
+
+    fn can_cancel(&self) -> bool {
+        P::CAN_CANCEL
     }
 
     fn auth_description(&self) -> String {

@@ -1313,3 +1313,129 @@ async fn replicate_lists_through_cursor_pages_and_an_output_removed_is_expired()
         .unwrap_err();
     assert!(matches!(err, ApiError::Expired { .. }), "{err}");
 }
+
+// OpenRouter: one key, many models; unsigned URLs without the key, the content endpoint
+// with it; 402 stops the run.
+
+const OPENROUTER_KEY: &str = "sk-or-v1-0123456789abcdef";
+
+fn openrouter_client(base: &str) -> Client {
+    let auth = Auth::ApiKey {
+        key: Secret::new(OPENROUTER_KEY),
+        header: KeyHeader::of(Api::Openrouter),
+        source: "OPENROUTER_API_KEY".into(),
+    };
+    connect(
+        Endpoint::new(Api::Openrouter, base, auth).unwrap(),
+        Arc::new(Pacer::new(1000, Duration::from_secs(60))),
+        &fast_options(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn openrouter_submits_the_models_fields_and_downloads_unsigned_urls_without_the_key() {
+    let video = mp4_body();
+    let (media, media_mock) = mock(vec![raw(200, "video/mp4", &video)]).await;
+    let (origin, api) = mock(vec![
+        reply(202, json!({"id": "job-1", "polling_url": "/api/v1/videos/job-1", "status": "pending"})),
+        reply(200, json!({"id": "job-1", "polling_url": "/api/v1/videos/job-1", "status": "in_progress"})),
+        reply(200, json!({"id": "job-1", "polling_url": "/api/v1/videos/job-1", "status": "completed",
+            "unsigned_urls": [format!("{media}/store/job-1.mp4")], "usage": {"cost": 0.56, "is_byok": false}})),
+        reply(200, json!({"id": "job-2", "polling_url": "/api/v1/videos/job-2", "status": "completed"})),
+        raw(200, "video/mp4", &video),
+        reply(200, json!({"id": "job-3", "polling_url": "/api/v1/videos/job-3", "status": "expired"})),
+    ])
+    .await;
+    let client = openrouter_client(&format!("{origin}/api/v1"));
+    assert!(!client.can_list() && !client.can_cancel());
+    let entry = crate::catalogue::Catalogue::builtin()
+        .find(Api::Openrouter, "kwaivgi/kling-v3.0-pro")
+        .unwrap();
+    let req = crate::render_inputs::RenderInputs {
+        api: Api::Openrouter,
+        model: entry.id.clone(),
+        prompt: "a red fox".into(),
+        size: Size::new(720, 1280),
+        seconds: 5,
+        takes: 1,
+        params: Default::default(),
+    }
+    .job_request(false, Some(entry));
+    let job = client.create(&req).await.unwrap();
+    assert_eq!((job.id.as_str(), job.status), ("job-1", JobStatus::Queued));
+    let (running, _) = client.get("job-1", &req.model).await.unwrap();
+    assert_eq!(running.status, JobStatus::Running);
+    let (done, _) = client.get("job-1", &req.model).await.unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded);
+    let dir = tempfile::tempdir().unwrap();
+    let d = client
+        .download_video(&done, 0, &dir.path().join("a.mp4"))
+        .await
+        .unwrap();
+    assert_eq!(d.sha256, sha256_hex(&video));
+    assert!(media_mock.seen()[0].headers.get("authorization").is_none());
+    // No unsigned URL: the content endpoint, on the API, with the key.
+    let (two, _) = client.get("job-2", &req.model).await.unwrap();
+    client
+        .download_video(&two, 0, &dir.path().join("b.mp4"))
+        .await
+        .unwrap();
+    let (three, _) = client.get("job-3", &req.model).await.unwrap();
+    assert_eq!(three.status, JobStatus::Failed);
+    assert!(
+        three
+            .failure
+            .unwrap()
+            .message
+            .unwrap()
+            .contains("time to live")
+    );
+    let seen = api.seen();
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("POST", "/api/v1/videos")
+    );
+    assert_eq!(
+        seen[0].json(),
+        json!({"model": "kwaivgi/kling-v3.0-pro", "prompt": "a red fox", "resolution": "720p", "aspect_ratio": "9:16", "duration": 5})
+    );
+    assert_eq!(seen[1].path, "/api/v1/videos/job-1");
+    assert_eq!(
+        (seen[4].path.as_str(), seen[4].query.as_str()),
+        ("/api/v1/videos/job-2/content", "index=0")
+    );
+    assert_eq!(
+        seen[4].header("authorization"),
+        Some(format!("Bearer {OPENROUTER_KEY}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn openrouter_402_is_out_of_credit_and_fatal_and_429_waits_as_told() {
+    let (origin, api) = mock(vec![
+        reply(429, json!({"error": {"code": 429, "message": "Rate limit exceeded"}})).header("retry-after", "0.2"),
+        reply(402, json!({"error": {"code": 402, "message": "Insufficient credits. Add more using https://openrouter.ai/credits"}})),
+    ])
+    .await;
+    let client = openrouter_client(&format!("{origin}/api/v1"));
+    let req = JobRequest {
+        model: "google/veo-3.1-lite".into(),
+        ..fox(1, 4)
+    };
+    let err = client.create(&req).await.unwrap_err();
+    assert!(
+        matches!(err, ApiError::OutOfCredit { .. }) && err.is_fatal(),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("Insufficient credits")
+            && !err.to_string().contains(OPENROUTER_KEY)
+    );
+    let seen = api.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen[1].at - seen[0].at >= Duration::from_millis(190),
+        "Retry-After honoured"
+    );
+}

@@ -212,6 +212,12 @@ impl Transport {
                                 message,
                             });
                         }
+                        StatusClass::Payment => {
+                            return Err(ApiError::OutOfCredit {
+                                credential: self.auth.describe(),
+                                message,
+                            });
+                        }
                         StatusClass::NotFound => {
                             return Err(ApiError::NotFound {
                                 what: call.what.to_owned(),

@@ -264,6 +264,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
 
     let recorder = Arc::new(Recorder::new(lock_path, lock));
     let credential = client.auth_description();
+    let api = storyboard.api;
     let report = engine::run(
         client,
         storyboard,
@@ -287,9 +288,19 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         engine::RenderError::CredentialRefused(_) => {
             eprintln!("error: {error}");
             eprintln!(
-                "  help: the run stopped so nothing more is sent with the {credential}. Use a key of this resource \
-                 (AZURE_OPENAI_API_KEY or OPENAI_API_KEY), or Microsoft Entra ID (AZURE_OPENAI_AD_TOKEN, or unset \
-                 the key and `az login`), then run again: finished work is recorded"
+                "  help: the run stopped so nothing more is sent with the {credential}. {}, then run again: finished work is recorded",
+                match api {
+                    crate::limits::Api::AzureJobs | crate::limits::Api::OpenaiVideos =>
+                        "Use a key of this resource (AZURE_OPENAI_API_KEY or OPENAI_API_KEY), or Microsoft Entra ID (AZURE_OPENAI_AD_TOKEN, or unset the key and `az login`)",
+                    _ => crate::api::Auth::missing_help(api),
+                }
+            );
+        }
+        engine::RenderError::OutOfCredit(_) => {
+            eprintln!("error: {error}");
+            eprintln!(
+                "  help: the run stopped and started nothing new; jobs already running were followed and recorded. \
+                 Add credit at the provider (or raise the key's limit), then run again"
             );
         }
         engine::RenderError::ShotsFailed(_) => {
@@ -443,6 +454,7 @@ async fn start_local(
                     "set OPENAI_API_KEY (and OPENAI_BASE_URL for a gateway, or pass --endpoint)",
                 crate::limits::Api::Fal => "set FAL_KEY",
                 crate::limits::Api::Replicate => "set REPLICATE_API_TOKEN",
+                crate::limits::Api::Openrouter => "set OPENROUTER_API_KEY",
             }
         ),
     });
@@ -454,6 +466,7 @@ async fn start_local(
             format!("{}/v1", emulator.base_url())
         }
         crate::limits::Api::Fal => emulator.base_url(),
+        crate::limits::Api::Openrouter => format!("{}/api/v1", emulator.base_url()),
     };
     let auth = Auth::ApiKey {
         key: Secret::new(key),

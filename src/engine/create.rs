@@ -121,6 +121,15 @@ impl Run {
         // The model the old jobs were sent for (a changed model is what made them outdated).
         let model = self.wire_model(&old.model);
         for job in old.jobs.iter().filter(|j| j.status.is_alive()) {
+            if !self.client.can_cancel() {
+                self.emit(Event::Notice {
+                    message: format!(
+                        "`{}`: the service cannot cancel its outdated job {}; it runs to its end (and is billed)",
+                        work.plan.id, job.id
+                    ),
+                });
+                continue;
+            }
             match self.client.delete(&job.id, &model).await {
                 Ok(()) => self.emit(Event::Notice {
                     message: format!("cancelled outdated job {} of `{}`", job.id, work.plan.id),

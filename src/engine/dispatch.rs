@@ -285,7 +285,14 @@ impl Run {
             source: Box::new(e),
         };
         if error.is_fatal() {
-            self.stop.fatal(error.to_string());
+            let out_of_credit = matches!(
+                &error,
+                ShotError::Api { source, .. } if matches!(**source, ApiError::OutOfCredit { .. })
+            );
+            self.stop.fatal(Fatal {
+                out_of_credit,
+                message: error.to_string(),
+            });
         }
         error
     }

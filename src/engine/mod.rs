@@ -94,7 +94,15 @@ impl Config {
 pub struct Stop {
     stopping: AtomicBool,
     notify: Notify,
-    fatal: Mutex<Option<String>>,
+    fatal: Mutex<Option<Fatal>>,
+}
+
+/// What stopped a whole run: the service refused the credential, or the account is out
+/// of credit (every further create would be refused the same way).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fatal {
+    pub out_of_credit: bool,
+    pub message: String,
 }
 
 impl Stop {
@@ -105,12 +113,12 @@ impl Stop {
     pub fn requested(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
-    fn fatal(&self, message: String) {
-        self.fatal.lock().expect("stop lock").get_or_insert(message);
+    fn fatal(&self, fatal: Fatal) {
+        self.fatal.lock().expect("stop lock").get_or_insert(fatal);
         self.request();
     }
-    /// The error that stopped the run (a rejected credential), if any.
-    pub fn fatal_error(&self) -> Option<String> {
+    /// The error that stopped the run (a rejected credential, no credit left), if any.
+    pub fn fatal_error(&self) -> Option<Fatal> {
         self.fatal.lock().expect("stop lock").clone()
     }
 }
@@ -158,6 +166,9 @@ pub enum RenderError {
     /// A refused credential stopped the run.
     #[error("{0}")]
     CredentialRefused(String),
+    /// The account ran out of credit (402): nothing new was started.
+    #[error("{0}")]
+    OutOfCredit(String),
     #[error("{} shot{} failed: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
     ShotsFailed(Vec<String>),
     #[error("interrupted; what finished is recorded")]
@@ -168,6 +179,7 @@ impl RenderError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RenderError::CredentialRefused(_) => crate::exit_codes::AUTH,
+            RenderError::OutOfCredit(_) => crate::exit_codes::OUT_OF_CREDIT,
             RenderError::ShotsFailed(_) => crate::exit_codes::SHOTS_FAILED,
             RenderError::Interrupted => crate::exit_codes::INTERRUPTED,
         }
@@ -178,7 +190,11 @@ impl Report {
     /// How the run ended, when not cleanly (the credential first, then failures).
     pub fn error(&self) -> Option<RenderError> {
         if let Some(fatal) = &self.fatal {
-            return Some(RenderError::CredentialRefused(fatal.clone()));
+            return Some(if fatal.out_of_credit {
+                RenderError::OutOfCredit(fatal.message.clone())
+            } else {
+                RenderError::CredentialRefused(fatal.message.clone())
+            });
         }
         let failed: Vec<String> = self
             .outcomes
@@ -211,8 +227,8 @@ pub enum Outcome {
 pub struct Report {
     pub outcomes: Vec<(String, Outcome)>,
     pub summary: Summary,
-    /// Set when a rejected credential stopped the run.
-    pub fatal: Option<String>,
+    /// Set when a rejected credential (or an account out of credit) stopped the run.
+    pub fatal: Option<Fatal>,
 }
 
 struct Run {

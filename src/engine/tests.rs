@@ -429,3 +429,54 @@ async fn a_recorded_job_that_is_another_shots_is_not_taken() {
     let job = &board.lock().shots["a"].jobs[0];
     assert_eq!(job.failure.as_ref().unwrap().code, "not_this_shot");
 }
+
+/// An account out of credit stops the run like a refused credential: the shot that met
+/// the 402 fails, nothing new starts, and the run ends with its own exit code.
+#[tokio::test(start_paused = true)]
+async fn out_of_credit_stops_the_run_and_starts_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = String::from("version: 1\napi: openai-videos\nshots:\n");
+    for i in 0..4 {
+        m.push_str(&format!(
+            "  - id: s{i}\n    prompt: Shot {i}.\n    size: 1280x720\n    seconds: 4\n"
+        ));
+    }
+    std::fs::write(dir.path().join("shotlist.yaml"), m).unwrap();
+    let board = Board { dir };
+    let provider = memory(
+        Api::OpenaiVideos,
+        true,
+        Script {
+            credit_for_creates: Some(1),
+            ..Script::default()
+        },
+    );
+    let report = board
+        .render(
+            &provider,
+            Config {
+                max_jobs: 1,
+                ..config()
+            },
+        )
+        .await;
+    let error = report.error().expect("the run did not end cleanly");
+    assert!(matches!(error, RenderError::OutOfCredit(_)), "{error}");
+    assert_eq!(error.exit_code(), crate::exit_codes::OUT_OF_CREDIT);
+    assert_eq!(
+        provider.counters().creates,
+        2,
+        "nothing was tried after the 402"
+    );
+    let done = report
+        .outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Rendered))
+        .count();
+    let not_started = report
+        .outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::NotStarted))
+        .count();
+    assert_eq!((done, not_started), (1, 2), "{:?}", report.outcomes);
+}

@@ -241,6 +241,7 @@ fn models_json_lists_every_model_with_limits_price_and_sources() {
         ("fal", "wan-2.7"),
         ("replicate", "veo-3.1"),
         ("replicate", "hailuo-2.3"),
+        ("openrouter", "google/veo-3.1-lite"),
     ] {
         assert!(ids.contains(&expected), "{expected:?} not in {ids:?}");
     }
@@ -266,7 +267,7 @@ fn models_json_lists_every_model_with_limits_price_and_sources() {
         "Azure sora's price is unknown"
     );
     assert_eq!(models[1]["price"]["per_second"], 0.1);
-    assert_eq!(v["providers"].as_array().unwrap().len(), 4);
+    assert_eq!(v["providers"].as_array().unwrap().len(), 5);
     let only = shotlist()
         .args(["models", "--api", "azure-jobs", "--json"])
         .assert()

@@ -24,10 +24,18 @@ pub enum Api {
     Fal,
     /// Replicate's predictions API (`api.replicate.com/v1`).
     Replicate,
+    /// OpenRouter's video generation API (`openrouter.ai/api/v1/videos`).
+    Openrouter,
 }
 
 impl Api {
-    pub const ALL: [Api; 4] = [Api::AzureJobs, Api::OpenaiVideos, Api::Fal, Api::Replicate];
+    pub const ALL: [Api; 5] = [
+        Api::AzureJobs,
+        Api::OpenaiVideos,
+        Api::Fal,
+        Api::Replicate,
+        Api::Openrouter,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +43,7 @@ impl Api {
             Api::OpenaiVideos => "openai-videos",
             Api::Fal => "fal",
             Api::Replicate => "replicate",
+            Api::Openrouter => "openrouter",
         }
     }
 
