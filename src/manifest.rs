@@ -1489,6 +1489,17 @@ mod tests {
     }
 
     #[test]
+    fn a_length_another_model_of_the_api_takes_is_judged_by_the_shots_model() {
+        let src = "version: 1\napi: openrouter\nshots:\n  - id: a\n    model: kwaivgi/kling-v3.0-pro\n    prompt: x\n    seconds: 5\n  - id: b\n    prompt: x\n    seconds: 5\n";
+        let ps = problems(src);
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(
+            ps[0].message,
+            "5 seconds is out of range for `google/veo-3.1-lite`"
+        );
+    }
+
+    #[test]
     fn openai_limits_apply() {
         let src = "version: 1\napi: openai-videos\nshots:\n  - id: a\n    prompt: x\n    seconds: 5\n  - id: b\n    prompt: x\n    size: 1792x1024\n";
         let ps = problems(src);

@@ -257,7 +257,7 @@ impl ApiLimits {
             default_model: default.id.clone(),
             sizes,
             default_size: default.default_size,
-            seconds: default.seconds.rule().expect("checked by `problems`"),
+            seconds: union_of_seconds(&models),
             default_seconds: default.default_seconds,
             default_variants: default.default_takes,
             variants_per_job: provider.takes_per_job,
@@ -317,6 +317,27 @@ impl ApiLimits {
             .filter(|id| crate::catalogue::names_model(model, id))
             .max_by_key(|id| id.len())
             .is_some_and(|id| !rule.only_models.contains(id))
+    }
+}
+
+/// Every length any of `models` takes: one range where they run on without a gap, else
+/// the list (the API-wide check; each model's own is checked against its entry).
+fn union_of_seconds(models: &[&Model]) -> SecondsRule {
+    let mut all = std::collections::BTreeSet::new();
+    for m in models {
+        match m.seconds.rule() {
+            Ok(SecondsRule::Range { min, max }) => all.extend(min..=max.min(min + 3600)),
+            Ok(SecondsRule::OneOf(values)) => all.extend(values),
+            Err(_) => {}
+        }
+    }
+    let (Some(&min), Some(&max)) = (all.first(), all.last()) else {
+        return SecondsRule::OneOf(vec![1]);
+    };
+    if all.len() as u64 == u64::from(max - min) + 1 {
+        SecondsRule::Range { min, max }
+    } else {
+        SecondsRule::OneOf(all.into_iter().collect())
     }
 }
 
