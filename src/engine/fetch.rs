@@ -139,8 +139,9 @@ impl Run {
                     )));
                 }
                 // The disk, not the service: trying again cannot help (a full disk
-                // stays full); the job stays recorded for the next run.
-                Err(e @ ApiError::Io { .. }) => {
+                // stays full); nor does asking again for what came back the wrong kind or
+                // over its cap. The job stays recorded for the next run.
+                Err(e @ (ApiError::Io { .. } | ApiError::Protocol { .. })) => {
                     return Err(ShotError::Files(format!("failed to save {name}: {e}")));
                 }
                 Err(e) if attempt < self.config.download_attempts => {

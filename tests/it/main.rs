@@ -3,6 +3,7 @@
 mod cli;
 mod corpus;
 mod emulator_cli;
+mod gateway;
 mod render;
 mod schema;
 mod support;
