@@ -104,7 +104,7 @@ impl App {
                     .map(|_| self.ids.generation(unix_ms))
                     .collect(),
             },
-            shotlist_models::limits::Api::OpenaiVideos => NewIds {
+            _ => NewIds {
                 job: self.ids.video(),
                 generations: vec![self.ids.generation(unix_ms)],
             },

@@ -7,6 +7,7 @@
 //! names, gateways), whether one job renders several takes, jobs at once, requests per
 //! minute and how long outputs are kept. Nothing here does I/O beyond parsing text.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -54,7 +55,16 @@ pub struct ProviderFacts {
     pub requests_per_minute: u32,
     /// How long a job's outputs stay downloadable, in seconds.
     pub retention_seconds: u64,
+    /// Whether size and length travel as the model's own input fields (fal, Replicate:
+    /// `resolution`, `aspect_ratio`, `duration`), each model entry saying which
+    /// (`seconds_field`, and `fields` per size), rather than as the protocol's own.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub model_fields: bool,
     pub sources: Vec<Source>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One model, as one provider serves it.
@@ -76,6 +86,10 @@ pub struct Model {
     pub default_seconds: u32,
     pub default_takes: u32,
     pub prompt_chars: CharRange,
+    /// Where the provider takes the size and length as the model's own fields: the field
+    /// the length goes in and how it is written (sizes carry their own `fields`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_field: Option<SecondsField>,
     /// The model's own inputs a shot may set under `params:` (seed, negative prompt, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
@@ -104,6 +118,9 @@ pub struct Param {
     /// What the provider uses when the shot sets none (documentation; never sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
+    /// Whether every shot of this model must set it (an image-to-video model's image).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub required: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -175,13 +192,129 @@ impl Param {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SizeEntry {
     pub size: Size,
     /// Most takes at this size: in one job where the provider renders several per job,
     /// else in one shot (one job each).
     pub max_takes: u32,
+    /// The longest length at this size, where it is shorter than the model's longest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seconds: Option<u32>,
+    /// How this size is asked for where the model's own fields carry it (providers with
+    /// `model_fields`): `{resolution: 720p, aspect_ratio: "16:9"}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The model's own field for the length, and how it is written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondsField {
+    pub name: String,
+    /// `integer` (`5`) or `string` (`"5"`, with `suffix`: `"8s"`).
+    #[serde(rename = "as")]
+    pub format: FieldFormat,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub suffix: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldFormat {
+    Integer,
+    String,
+}
+
+impl SecondsField {
+    pub fn encode(&self, seconds: u32) -> serde_json::Value {
+        match self.format {
+            FieldFormat::Integer => serde_json::Value::from(seconds),
+            FieldFormat::String => serde_json::Value::from(format!("{seconds}{}", self.suffix)),
+        }
+    }
+
+    /// The length a request's field asks for (`"8s"`, `"8"`, `8`), if it is one.
+    pub fn decode(&self, value: &serde_json::Value) -> Option<u32> {
+        match (self.format, value) {
+            (FieldFormat::Integer, serde_json::Value::Number(n)) => {
+                n.as_u64().and_then(|n| u32::try_from(n).ok())
+            }
+            (FieldFormat::String, serde_json::Value::String(s)) => {
+                s.strip_suffix(self.suffix.as_str())?.parse().ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Model {
+    /// The size entry for `size`, if the model takes it.
+    pub fn size_entry(&self, size: Size) -> Option<&SizeEntry> {
+        self.sizes.iter().find(|e| e.size == size)
+    }
+
+    /// The model's own input fields that ask for `size` and `seconds`, where its provider
+    /// takes them so (empty otherwise).
+    pub fn wire_fields(&self, size: Size, seconds: u32) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        if let Some(entry) = self.size_entry(size) {
+            for (k, v) in &entry.fields {
+                out.insert(k.clone(), serde_json::Value::from(v.as_str()));
+            }
+        }
+        if let Some(field) = &self.seconds_field {
+            out.insert(field.name.clone(), field.encode(seconds));
+        }
+        out
+    }
+
+    /// What a request's input asks for, read back through the model's fields (the
+    /// emulator's side of [`Model::wire_fields`]): the size whose fields all match (the
+    /// default size when a field is left out and the default matches the rest), and the
+    /// length (the default when the field is absent). `Err` names the field at fault.
+    pub fn read_wire_fields(
+        &self,
+        input: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(Size, u32), String> {
+        let matches = |e: &SizeEntry, strict: bool| {
+            e.fields.iter().all(|(k, v)| match input.get(k) {
+                Some(serde_json::Value::String(s)) => s == v,
+                None => !strict,
+                Some(_) => false,
+            })
+        };
+        let size = self
+            .sizes
+            .iter()
+            .find(|e| matches(e, true))
+            .or_else(|| {
+                let default = self.default_size.and_then(|s| self.size_entry(s))?;
+                matches(default, false).then_some(default)
+            })
+            .map(|e| e.size)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self
+                    .sizes
+                    .iter()
+                    .flat_map(|e| e.fields.keys().map(String::as_str))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                format!("no size of `{}` is asked for by {}", self.id, names.join(", "))
+            })?;
+        let seconds = match &self.seconds_field {
+            None => self.default_seconds,
+            Some(field) => match input.get(&field.name) {
+                None => self.default_seconds,
+                Some(v) => field
+                    .decode(v)
+                    .ok_or_else(|| format!("`{}` is not a length `{}` takes", field.name, self.id))?,
+            },
+        };
+        Ok((size, seconds))
+    }
 }
 
 /// Accepted durations: `{min, max}` whole seconds, or `{one_of: [...]}`.
@@ -311,11 +444,19 @@ impl Catalogue {
     /// The model a manifest's `model:` names on `api`: its catalogue id, or a dated
     /// snapshot of one (`sora-2-pro-2025-10-06`). `None` for any other name.
     pub fn find(&self, api: Api, name: &str) -> Option<&Model> {
-        self.models
+        let by_id = self
+            .models
             .iter()
             .filter(|m| m.provider == api)
             .filter(|m| names_model(name, &m.id))
-            .max_by_key(|m| m.id.len())
+            .max_by_key(|m| m.id.len());
+        // The provider's own id names it too (`fal-ai/veo3.1`, `google/veo-3.1`), where
+        // that is not already a catalogue id.
+        by_id.or_else(|| {
+            self.models
+                .iter()
+                .find(|m| m.provider == api && m.provider_model == name && m.id != name)
+        })
     }
 
     pub fn models_of(&self, api: Api) -> impl Iterator<Item = &Model> {
@@ -475,6 +616,45 @@ impl Catalogue {
         if m.default_takes == 0 {
             problem("default_takes", "`default_takes` is at least 1".into());
         }
+        let model_fields = self
+            .providers
+            .iter()
+            .find(|p| p.api == m.provider)
+            .is_some_and(|p| p.model_fields);
+        if model_fields {
+            if m.seconds_field.is_none() {
+                problem(
+                    "seconds_field",
+                    format!("`{}` takes the length as the model's own field: name it in `seconds_field`", m.provider),
+                );
+            }
+            for (j, e) in m.sizes.iter().enumerate() {
+                if m.sizes.len() > 1 && e.fields.is_empty() {
+                    problem("sizes", format!("size {} has no `fields` saying how it is asked for", e.size));
+                }
+                if m.sizes[..j].iter().any(|o| o.fields == e.fields) && !e.fields.is_empty() {
+                    problem("sizes", format!("size {} is asked for with the same `fields` as another", e.size));
+                }
+            }
+        } else if m.seconds_field.is_some() || m.sizes.iter().any(|e| !e.fields.is_empty()) {
+            problem(
+                "sizes",
+                format!("`{}` sends size and length as its own fields: `fields` and `seconds_field` are for providers that take the model's", m.provider),
+            );
+        }
+        if let Ok(rule) = m.seconds.rule() {
+            for e in &m.sizes {
+                if let Some(max) = e.max_seconds
+                    && !(1..=u32::MAX).contains(&max)
+                {
+                    problem("sizes", format!("size {}: `max_seconds` is at least 1", e.size));
+                } else if let Some(max) = e.max_seconds
+                    && !(match &rule { SecondsRule::Range { min, .. } => *min <= max, SecondsRule::OneOf(v) => v.iter().any(|s| *s <= max) })
+                {
+                    problem("sizes", format!("size {}: no length of the model is at most {max} seconds", e.size));
+                }
+            }
+        }
         if m.prompt_chars.min > m.prompt_chars.max || m.prompt_chars.max == 0 {
             problem(
                 "prompt_chars",
@@ -594,6 +774,35 @@ mod tests {
                 .any(|p| p.entry.contains("sora-2") && p.message.contains("5 seconds")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn model_fields_ask_for_each_size_and_length_and_read_back() {
+        let c = Catalogue::builtin();
+        let veo = c.find(Api::Fal, "veo-3.1").unwrap();
+        assert_eq!(
+            serde_json::Value::Object(veo.wire_fields(Size::new(1280, 720), 8)),
+            serde_json::json!({"resolution": "720p", "aspect_ratio": "16:9", "duration": "8s"})
+        );
+        assert_eq!(c.find(Api::Fal, "fal-ai/veo3.1").map(|m| &m.id), Some(&veo.id));
+        let mut checked = 0;
+        for m in c.models.iter().filter(|m| c.provider(m.provider).model_fields) {
+            let rule = m.seconds.rule().unwrap();
+            for e in &m.sizes {
+                for s in [1, 4, 5, 6, 8, 10, 15].into_iter().filter(|s| rule.allows(*s)) {
+                    let fields = m.wire_fields(e.size, s);
+                    assert_eq!(m.read_wire_fields(&fields), Ok((e.size, s)), "{}", m.id);
+                    checked += 1;
+                }
+            }
+            // What the provider defaults to when a field is left out.
+            let default = m.default_size.unwrap();
+            let mut input = m.wire_fields(default, m.default_seconds);
+            input.retain(|k, _| !m.size_entry(default).unwrap().fields.contains_key(k));
+            assert_eq!(m.read_wire_fields(&input), Ok((default, m.default_seconds)));
+        }
+        assert!(checked > 100, "{checked}");
+        assert!(c.models_of(Api::Fal).count() >= 5 && c.models_of(Api::Replicate).count() >= 5);
     }
 
     #[test]

@@ -20,15 +20,21 @@ pub enum Api {
     AzureJobs,
     /// OpenAI-style videos API (Sora 2 on OpenAI and Azure, and compatible proxies): `/v1/videos`.
     OpenaiVideos,
+    /// fal's queue API (`queue.fal.run`): Veo, Kling, Seedance, Wan and more, one protocol.
+    Fal,
+    /// Replicate's predictions API (`api.replicate.com/v1`).
+    Replicate,
 }
 
 impl Api {
-    pub const ALL: [Api; 2] = [Api::AzureJobs, Api::OpenaiVideos];
+    pub const ALL: [Api; 4] = [Api::AzureJobs, Api::OpenaiVideos, Api::Fal, Api::Replicate];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Api::AzureJobs => "azure-jobs",
             Api::OpenaiVideos => "openai-videos",
+            Api::Fal => "fal",
+            Api::Replicate => "replicate",
         }
     }
 
@@ -128,6 +134,8 @@ pub struct SizeRule {
     /// The catalogue models that take this size, when not all of the API's do
     /// (`sora-2-pro`'s 1024p sizes). Empty: every model.
     pub only_models: Vec<String>,
+    /// The longest length at this size, where shorter than the model's (per model only).
+    pub max_seconds: Option<u32>,
 }
 
 /// Which durations an API accepts.
@@ -220,6 +228,7 @@ impl ApiLimits {
                         size: entry.size,
                         max_variants: entry.max_takes,
                         only_models: Vec::new(),
+                        max_seconds: None,
                     }),
                 }
             }
@@ -266,6 +275,7 @@ impl ApiLimits {
                     size: e.size,
                     max_variants: e.max_takes,
                     only_models: Vec::new(),
+                    max_seconds: e.max_seconds,
                 })
                 .collect(),
             default_size: model.default_size,
