@@ -145,7 +145,11 @@ impl ApiError {
 
     /// 422 for a model input that does not validate (fal and Replicate): `fields` are the
     /// service's own entries (fal's `detail` list, Replicate's `invalid_fields`).
-    pub fn unprocessable(flavor: Flavor, message: impl Into<String>, fields: Vec<Value>) -> ApiError {
+    pub fn unprocessable(
+        flavor: Flavor,
+        message: impl Into<String>,
+        fields: Vec<Value>,
+    ) -> ApiError {
         let code = (flavor == Flavor::Replicate).then_some("Input validation failed");
         let mut e = ApiError::new(flavor, StatusCode::UNPROCESSABLE_ENTITY, code, message);
         e.fields = fields;
@@ -339,10 +343,7 @@ impl ApiError {
             }
             Flavor::Replicate => {
                 let title = self.code.clone().unwrap_or_else(|| {
-                    self.status
-                        .canonical_reason()
-                        .unwrap_or("Error")
-                        .to_owned()
+                    self.status.canonical_reason().unwrap_or("Error").to_owned()
                 });
                 let mut body = json!({
                     "type": "about:blank",

@@ -46,9 +46,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let result = match (method.clone(), request_path(&segments)) {
         (Method::POST, _) => submit(&app, &segments.join("/"), &query, req).await,
-        (Method::GET, Some((app_id, id, Tail::Status))) => {
-            status(&app, &app_id, id, &query)
-        }
+        (Method::GET, Some((app_id, id, Tail::Status))) => status(&app, &app_id, id, &query),
         (Method::GET, Some((app_id, id, Tail::Result))) => result(&app, &app_id, id).await,
         (Method::PUT, Some((app_id, id, Tail::Cancel))) => cancel(&app, &app_id, id),
         (_, Some(_)) => Err(ApiError::new(
@@ -59,7 +57,9 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
         )),
         (_, None) => Err(ApiError::not_found(
             FLAVOR,
-            format!("No route for `{method} /{path}`: submit with `POST /{{model id}}`, then use the URLs the submit returns."),
+            format!(
+                "No route for `{method} /{path}`: submit with `POST /{{model id}}`, then use the URLs the submit returns."
+            ),
         )),
     };
     result.unwrap_or_else(IntoResponse::into_response)
@@ -161,7 +161,12 @@ fn problem_entry(model: &Model, p: &InputProblem) -> Value {
     entry
 }
 
-async fn submit(app: &Arc<App>, model_id: &str, query: &str, req: Request) -> Result<Response, ApiError> {
+async fn submit(
+    app: &Arc<App>,
+    model_id: &str,
+    query: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
     let Some(model) = app
         .catalogue
         .models_of(Api::Fal)
@@ -169,19 +174,42 @@ async fn submit(app: &Arc<App>, model_id: &str, query: &str, req: Request) -> Re
     else {
         return Err(ApiError::not_found(
             FLAVOR,
-            format!("Application `{model_id}` not found: the emulator serves the fal models of its catalogue."),
+            format!(
+                "Application `{model_id}` not found: the emulator serves the fal models of its catalogue."
+            ),
         ));
     };
     let body = Bytes::from_request(req, app).await.map_err(|e| {
-        ApiError::new(FLAVOR, StatusCode::BAD_REQUEST, Some("bad_request"), format!("Could not read the request body: {e}."))
+        ApiError::new(
+            FLAVOR,
+            StatusCode::BAD_REQUEST,
+            Some("bad_request"),
+            format!("Could not read the request body: {e}."),
+        )
     })?;
     let input: Map<String, Value> = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(input)) => input,
         Ok(_) => {
-            return Err(ApiError::unprocessable(FLAVOR, "", vec![detail_entry(&["body"], "Input should be a valid dictionary", "dict_type")]));
+            return Err(ApiError::unprocessable(
+                FLAVOR,
+                "",
+                vec![detail_entry(
+                    &["body"],
+                    "Input should be a valid dictionary",
+                    "dict_type",
+                )],
+            ));
         }
         Err(e) => {
-            return Err(ApiError::unprocessable(FLAVOR, "", vec![detail_entry(&["body"], &format!("JSON decode error: {e}"), "json_invalid")]));
+            return Err(ApiError::unprocessable(
+                FLAVOR,
+                "",
+                vec![detail_entry(
+                    &["body"],
+                    &format!("JSON decode error: {e}"),
+                    "json_invalid",
+                )],
+            ));
         }
     };
     let asked = model_input::check(model, &input).map_err(|problems| {
@@ -213,7 +241,10 @@ async fn submit(app: &Arc<App>, model_id: &str, query: &str, req: Request) -> Re
         "cancel_url": urls.cancel,
         "queue_position": app.store.queue_position(&job, app.now()),
     });
-    if query.split('&').any(|pair| pair.starts_with("fal_webhook=")) {
+    if query
+        .split('&')
+        .any(|pair| pair.starts_with("fal_webhook="))
+    {
         body["gateway_request_id"] = json!(job.id);
     }
     Ok(with_request_id(axum::Json(body).into_response(), &job.id))
@@ -230,7 +261,9 @@ fn request(app: &App, app_id_: &str, id: &str, now: EmuMillis) -> Option<Arc<Job
 fn request_not_found(id: &str) -> ApiError {
     ApiError::not_found(
         FLAVOR,
-        format!("Request `{id}` not found: it never existed, or its result expired (fal keeps a result for an hour after it completes)."),
+        format!(
+            "Request `{id}` not found: it never existed, or its result expired (fal keeps a result for an hour after it completes)."
+        ),
     )
 }
 
@@ -253,9 +286,7 @@ fn outcome(phase: Phase) -> Option<(&'static str, &'static str)> {
 }
 
 fn logs(app: &App, job: &Job, phase: Phase, now: EmuMillis) -> Vec<Value> {
-    let line = |at: EmuMillis, message: String| {
-        json!({"timestamp": app.clock.iso8601(at), "level": "INFO", "source": "user", "message": message})
-    };
+    let line = |at: EmuMillis, message: String| json!({"timestamp": app.clock.iso8601(at), "level": "INFO", "source": "user", "message": message});
     let mut lines = Vec::new();
     let started = job.started();
     if phase == Phase::Waiting || started > now.min(job.finished_at()) {
@@ -274,7 +305,10 @@ fn logs(app: &App, job: &Job, phase: Phase, now: EmuMillis) -> Vec<Value> {
         | Phase::Running { .. }
         | Phase::Processing { .. } => {
             let fraction = now.saturating_sub(started) as f64 / job.duration.max(1) as f64;
-            lines.push(line(now, format!("Progress: {}%", (fraction * 100.0) as u32)));
+            lines.push(line(
+                now,
+                format!("Progress: {}%", (fraction * 100.0) as u32),
+            ));
         }
         Phase::Succeeded => lines.push(line(job.finished_at(), "Video ready".into())),
         _ => {
@@ -313,7 +347,9 @@ fn status(app: &Arc<App>, app_id: &str, id: &str, query: &str) -> Result<Respons
         }
         phase => {
             body["status"] = json!("COMPLETED");
-            let ran = job.finished_at().saturating_sub(job.started().min(job.finished_at()));
+            let ran = job
+                .finished_at()
+                .saturating_sub(job.started().min(job.finished_at()));
             body["metrics"] = json!({"inference_time": ran as f64 / 1000.0});
             if let Some((error, error_type)) = outcome(phase) {
                 body["error"] = json!(error);
@@ -322,7 +358,10 @@ fn status(app: &Arc<App>, app_id: &str, id: &str, query: &str) -> Result<Respons
             StatusCode::OK
         }
     };
-    Ok(with_request_id((code, axum::Json(body)).into_response(), &job.id))
+    Ok(with_request_id(
+        (code, axum::Json(body)).into_response(),
+        &job.id,
+    ))
 }
 
 /// The seed of a result: the one asked for, else one derived from the request id.
@@ -333,7 +372,9 @@ fn seed(job: &Job) -> u64 {
         .and_then(Value::as_u64)
         .unwrap_or_else(|| {
             let digest = Sha256::digest(job.id.as_bytes());
-            u64::from(u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]))
+            u64::from(u32::from_be_bytes([
+                digest[0], digest[1], digest[2], digest[3],
+            ]))
         })
 }
 
@@ -364,7 +405,9 @@ async fn result(app: &Arc<App>, app_id: &str, id: &str) -> Result<Response, ApiE
             FLAVOR,
             StatusCode::BAD_REQUEST,
             Some("bad_request"),
-            format!("Request `{id}` is still in progress: poll its `status_url` until it is `COMPLETED`."),
+            format!(
+                "Request `{id}` is still in progress: poll its `status_url` until it is `COMPLETED`."
+            ),
         )),
     };
     if let Some(error) = error {
@@ -392,7 +435,11 @@ async fn result(app: &Arc<App>, app_id: &str, id: &str) -> Result<Response, ApiE
 fn cancel(app: &Arc<App>, app_id: &str, id: &str) -> Result<Response, ApiError> {
     let now = app.now();
     let answer = |code: StatusCode, status: &str, detail: &str| {
-        (code, axum::Json(json!({"status": status, "detail": detail}))).into_response()
+        (
+            code,
+            axum::Json(json!({"status": status, "detail": detail})),
+        )
+            .into_response()
     };
     let Some(job) = request(app, app_id, id, now) else {
         return Ok(answer(

@@ -266,7 +266,11 @@ fn size_or_length_problem(
             format!(
                 "`{}` is written like {example} and is {}",
                 field.name,
-                model.seconds.rule().map(|r| r.describe()).unwrap_or_default()
+                model
+                    .seconds
+                    .rule()
+                    .map(|r| r.describe())
+                    .unwrap_or_default()
             ),
         );
     }
@@ -298,7 +302,11 @@ mod tests {
     #[test]
     fn reads_the_size_and_length_of_every_model_and_names_each_bad_field() {
         let c = Catalogue::builtin();
-        for m in c.models.iter().filter(|m| c.provider(m.provider).model_fields) {
+        for m in c
+            .models
+            .iter()
+            .filter(|m| c.provider(m.provider).model_fields)
+        {
             let size = m.default_size.unwrap_or(m.sizes[0].size);
             let mut input = m.wire_fields(size, m.default_seconds);
             input.insert("prompt".into(), json!("a lighthouse"));
@@ -330,11 +338,7 @@ mod tests {
                 ("seed", ProblemKind::WrongType("integer")),
             ]
         );
-        let length = check(
-            veo,
-            &object(json!({"prompt": "p", "duration": "5s"})),
-        )
-        .unwrap_err();
+        let length = check(veo, &object(json!({"prompt": "p", "duration": "5s"}))).unwrap_err();
         assert_eq!(length[0].field, "duration");
         assert_eq!(length[0].kind, ProblemKind::NotAllowed);
         let i2v = c.find(Api::Fal, "fal-ai/veo3.1/image-to-video").unwrap();

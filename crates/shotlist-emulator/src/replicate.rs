@@ -329,11 +329,7 @@ fn read_create(body: &[u8], wants_version: bool) -> Result<Map<String, Value>, A
             None
         }
         Some(_) => {
-            problems.push((
-                "input".to_owned(),
-                "type",
-                "input is an object".to_owned(),
-            ));
+            problems.push(("input".to_owned(), "type", "input is an object".to_owned()));
             None
         }
     };
@@ -530,7 +526,9 @@ fn time_filter(query: &HashMap<String, String>, name: &str) -> Result<Option<i64
         ApiError::invalid(
             FLAVOR,
             name,
-            format!("`{name}` is an ISO 8601 date-time such as `2026-01-01T00:00:00Z`, got `{text}`."),
+            format!(
+                "`{name}` is an ISO 8601 date-time such as `2026-01-01T00:00:00Z`, got `{text}`."
+            ),
         )
     })
 }
@@ -554,9 +552,7 @@ async fn list(
     let web_only = query.contains_key("source");
     predictions.retain(|j| {
         let created = app.clock.unix_ms(j.created) as i64;
-        !web_only
-            && after.is_none_or(|a| created >= a)
-            && before.is_none_or(|b| created < b)
+        !web_only && after.is_none_or(|a| created >= a) && before.is_none_or(|b| created < b)
     });
     let position = |id: &str| predictions.iter().position(|j| j.id == id);
     let (start, end) = match query.get("cursor") {

@@ -399,9 +399,10 @@ fn local_addr(
     listener: &tokio::net::TcpListener,
     asked: SocketAddr,
 ) -> Result<SocketAddr, EmulatorError> {
-    listener
-        .local_addr()
-        .map_err(|source| EmulatorError::Bind { addr: asked, source })
+    listener.local_addr().map_err(|source| EmulatorError::Bind {
+        addr: asked,
+        source,
+    })
 }
 
 /// Serves `router` on `listener` (through TLS when `acceptor` is set) until `token`.

@@ -684,7 +684,11 @@ mod tests {
         assert_eq!(jobs[1].phase(d + 10), Phase::Succeeded);
         // Kept until completion + keep.
         assert!(store.job("task_1", d + 3_600_000).is_some());
-        assert!(store.job("task_1", jobs[1].finished_at() + 3_600_000).is_none());
+        assert!(
+            store
+                .job("task_1", jobs[1].finished_at() + 3_600_000)
+                .is_none()
+        );
     }
 
     #[test]
@@ -696,7 +700,10 @@ mod tests {
             .0;
         let mut short = spec_of(Api::Replicate);
         short.deadline = Some(5_000);
-        let aborted = store.create(short.clone(), ids(2), None, QUEUED, 0).unwrap().0;
+        let aborted = store
+            .create(short.clone(), ids(2), None, QUEUED, 0)
+            .unwrap()
+            .0;
         assert_eq!(aborted.phase(4_999), Phase::Waiting);
         assert_eq!(aborted.phase(5_000), Phase::Aborted);
         short.deadline = Some(first.duration / 2);

@@ -294,7 +294,12 @@ async fn replicate_responses_match_the_replicate_spec() {
     check(components, prediction, &created.body);
     let queued = replicate_create(&c, &base, REPLICATE_MODEL, &input).await;
     check(components, prediction, &queued.body);
-    for body in poll(&c, created.body["urls"]["get"].as_str().unwrap(), replicate_finished).await
+    for body in poll(
+        &c,
+        created.body["urls"]["get"].as_str().unwrap(),
+        replicate_finished,
+    )
+    .await
     {
         check(components, prediction, &body);
     }
@@ -316,22 +321,31 @@ async fn replicate_responses_match_the_replicate_spec() {
         &model_input(Api::Replicate, REPLICATE_MODEL, "forbidden", size, seconds),
     )
     .await;
-    let failed = poll(&c, failed.body["urls"]["get"].as_str().unwrap(), replicate_finished).await;
+    let failed = poll(
+        &c,
+        failed.body["urls"]["get"].as_str().unwrap(),
+        replicate_finished,
+    )
+    .await;
     check(components, prediction, failed.last().unwrap());
 
-    let list_schema = &spec["paths"]["/predictions"]["get"]["responses"]["200"]["content"]
-        ["application/json"]["schema"];
+    let list_schema = &spec["paths"]["/predictions"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
     assert!(list_schema.is_object(), "the spec lists predictions");
     for query in ["", "?created_after=2000-01-01T00:00:00Z"] {
         let list = answer(c.get(format!("{base}/v1/predictions{query}"))).await;
         assert_eq!(list.status, StatusCode::OK);
-        check(components, "schemas_paginated_prediction_response", &list.body);
+        check(
+            components,
+            "schemas_paginated_prediction_response",
+            &list.body,
+        );
         check_schema(components, "GET /predictions 200", list_schema, &list.body);
     }
 
     // The spec gives error bodies inline, as problem details with a `detail` string.
-    let problem = &spec["paths"]["/files/{file_id}"]["delete"]["responses"]["404"]["content"]
-        ["application/problem+json"]["schema"];
+    let problem = &spec["paths"]["/files/{file_id}"]["delete"]["responses"]["404"]["content"]["application/problem+json"]
+        ["schema"];
     assert!(problem.is_object(), "the spec has a problem+json schema");
     let errors = [
         answer(c.get(format!("{base}/v1/predictions/missing"))).await,

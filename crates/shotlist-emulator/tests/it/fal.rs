@@ -37,7 +37,12 @@ async fn fal_request_is_queued_in_progress_then_completed_with_a_video_on_the_me
 
     let early = answer(c.get(&response_url)).await;
     assert_eq!(early.status, StatusCode::BAD_REQUEST, "{}", early.body);
-    assert!(early.body["detail"].as_str().unwrap().contains("in progress"));
+    assert!(
+        early.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("in progress")
+    );
 
     let seen = fal_poll(&c, s["status_url"].as_str().unwrap()).await;
     for (code, body) in &seen {
@@ -49,14 +54,23 @@ async fn fal_request_is_queued_in_progress_then_completed_with_a_video_on_the_me
         assert_eq!(*code, expected, "{body}");
         assert!(body.as_object().unwrap().contains_key("logs"), "{body}");
     }
-    assert!(seen.iter().any(|(_, b)| b["status"] == "IN_PROGRESS"), "{seen:?}");
+    assert!(
+        seen.iter().any(|(_, b)| b["status"] == "IN_PROGRESS"),
+        "{seen:?}"
+    );
     let done = &seen.last().unwrap().1;
-    assert!(done["metrics"]["inference_time"].as_f64().unwrap() >= 60.0, "{done}");
+    assert!(
+        done["metrics"]["inference_time"].as_f64().unwrap() >= 60.0,
+        "{done}"
+    );
     assert!(done.get("error").is_none());
 
     let with_logs = answer(c.get(format!("{response_url}/status?logs=1"))).await;
     let logs = with_logs.body["logs"].as_array().unwrap();
-    assert!(logs.len() >= 2 && logs[0]["message"].is_string(), "{logs:?}");
+    assert!(
+        logs.len() >= 2 && logs[0]["message"].is_string(),
+        "{logs:?}"
+    );
 
     let result = answer(c.get(&response_url)).await;
     assert_eq!(result.status, StatusCode::OK, "{}", result.body);
@@ -65,7 +79,10 @@ async fn fal_request_is_queued_in_progress_then_completed_with_a_video_on_the_me
     assert_eq!(video["file_name"], "output.mp4");
     assert!(result.body["seed"].is_u64());
     let url = video["url"].as_str().unwrap();
-    assert!(url.starts_with(&format!("{}/files/", emu.media_base_url())), "{url}");
+    assert!(
+        url.starts_with(&format!("{}/files/", emu.media_base_url())),
+        "{url}"
+    );
     assert!(!url.contains(id), "the media URL does not name the request");
     assert_ne!(emu.media_addr().ip(), emu.addr().ip(), "another host");
 
@@ -81,7 +98,11 @@ async fn fal_request_is_queued_in_progress_then_completed_with_a_video_on_the_me
         .send()
         .await
         .unwrap();
-    assert_eq!(leaked.status(), StatusCode::OK, "the media host asks for nothing");
+    assert_eq!(
+        leaked.status(),
+        StatusCode::OK,
+        "the media host asks for nothing"
+    );
     let stats = emu.stats();
     assert_eq!(stats.media_requests - before.media_requests, 3);
     assert_eq!(
@@ -99,7 +120,11 @@ async fn fal_request_is_queued_in_progress_then_completed_with_a_video_on_the_me
         stats.media_requests_with_credential
     );
     let guessed = c
-        .get(format!("{}/files/{}/output.mp4", emu.media_base_url(), "0".repeat(32)))
+        .get(format!(
+            "{}/files/{}/output.mp4",
+            emu.media_base_url(),
+            "0".repeat(32)
+        ))
         .send()
         .await
         .unwrap();
@@ -160,7 +185,9 @@ async fn fal_two_slots_four_submits_queue_in_order_with_positions() {
 async fn fal_failures_complete_with_an_error_and_the_result_is_the_models_error() {
     let emu = start(fast()).await;
     let (c, base) = (client(), emu.base_url());
-    let moderated = fal_submit(&c, &base, FAL_MODEL, &input("a Forbidden thing")).await.body;
+    let moderated = fal_submit(&c, &base, FAL_MODEL, &input("a Forbidden thing"))
+        .await
+        .body;
     let done = fal_poll(&c, moderated["status_url"].as_str().unwrap()).await;
     let (code, last) = done.last().unwrap();
     assert_eq!(*code, StatusCode::OK);
@@ -179,9 +206,16 @@ async fn fal_failures_complete_with_an_error_and_the_result_is_the_models_error(
     })
     .await;
     let (c, base) = (client(), emu.base_url());
-    let doomed = fal_submit(&c, &base, FAL_MODEL, &input("doomed")).await.body;
+    let doomed = fal_submit(&c, &base, FAL_MODEL, &input("doomed"))
+        .await
+        .body;
     let done = fal_poll(&c, doomed["status_url"].as_str().unwrap()).await;
-    assert!(done.last().unwrap().1["error_type"].as_str().unwrap().starts_with("runner_"));
+    assert!(
+        done.last().unwrap().1["error_type"]
+            .as_str()
+            .unwrap()
+            .starts_with("runner_")
+    );
     let result = answer(c.get(doomed["response_url"].as_str().unwrap())).await;
     assert_eq!(result.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(result.body["error_type"], "runner_server_error");
@@ -200,10 +234,16 @@ async fn fal_cancel_ends_a_running_or_queued_request_and_refuses_a_finished_one(
     })
     .await;
     let (c, base) = (client(), emu.base_url());
-    let running = fal_submit(&c, &base, FAL_MODEL, &input("to cancel")).await.body;
-    let queued = fal_submit(&c, &base, FAL_MODEL, &input("waiting")).await.body;
+    let running = fal_submit(&c, &base, FAL_MODEL, &input("to cancel"))
+        .await
+        .body;
+    let queued = fal_submit(&c, &base, FAL_MODEL, &input("waiting"))
+        .await
+        .body;
     assert_eq!(
-        answer(c.get(queued["status_url"].as_str().unwrap())).await.body["status"],
+        answer(c.get(queued["status_url"].as_str().unwrap()))
+            .await
+            .body["status"],
         "IN_QUEUE"
     );
     let cancel = answer(c.put(running["cancel_url"].as_str().unwrap())).await;
@@ -247,7 +287,9 @@ async fn fal_result_expires_after_retention_while_its_media_stays_longer() {
     })
     .await;
     let (c, base) = (client(), emu.base_url());
-    let s = fal_submit(&c, &base, FAL_MODEL, &input("ephemeral")).await.body;
+    let s = fal_submit(&c, &base, FAL_MODEL, &input("ephemeral"))
+        .await
+        .body;
     fal_poll(&c, s["status_url"].as_str().unwrap()).await;
     let completed = tokio::time::Instant::now();
     let result = answer(c.get(s["response_url"].as_str().unwrap())).await;
@@ -260,7 +302,10 @@ async fn fal_result_expires_after_retention_while_its_media_stays_longer() {
     }
     assert_eq!(c.get(&url).send().await.unwrap().status(), StatusCode::OK);
     tokio::time::sleep_until(completed + Duration::from_millis(4100)).await;
-    assert_eq!(c.get(&url).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.get(&url).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     emu.shutdown().await;
 }
 
@@ -272,17 +317,57 @@ async fn fal_checks_each_models_own_input_with_422s() {
     let veo = catalogue.find(Api::Fal, FAL_MODEL).unwrap();
     let too_long = "x".repeat(veo.prompt_chars.max + 1);
     let cases = [
-        (FAL_MODEL, json!({"resolution": "720p"}), "prompt", "missing"),
-        (FAL_MODEL, json!({"prompt": too_long}), "prompt", "string_too_long"),
-        (FAL_MODEL, json!({"prompt": "p", "resolution": "9000p"}), "resolution", "value_error"),
-        (FAL_MODEL, json!({"prompt": "p", "duration": "5s"}), "duration", "value_error"),
-        (FAL_MODEL, json!({"prompt": "p", "duration": 8}), "duration", "string_type"),
-        (FAL_MODEL, json!({"prompt": "p", "generate_audio": "yes"}), "generate_audio", "bool_type"),
-        ("fal-ai/veo3.1/image-to-video", json!({"prompt": "p"}), "image_url", "missing"),
+        (
+            FAL_MODEL,
+            json!({"resolution": "720p"}),
+            "prompt",
+            "missing",
+        ),
+        (
+            FAL_MODEL,
+            json!({"prompt": too_long}),
+            "prompt",
+            "string_too_long",
+        ),
+        (
+            FAL_MODEL,
+            json!({"prompt": "p", "resolution": "9000p"}),
+            "resolution",
+            "value_error",
+        ),
+        (
+            FAL_MODEL,
+            json!({"prompt": "p", "duration": "5s"}),
+            "duration",
+            "value_error",
+        ),
+        (
+            FAL_MODEL,
+            json!({"prompt": "p", "duration": 8}),
+            "duration",
+            "string_type",
+        ),
+        (
+            FAL_MODEL,
+            json!({"prompt": "p", "generate_audio": "yes"}),
+            "generate_audio",
+            "bool_type",
+        ),
+        (
+            "fal-ai/veo3.1/image-to-video",
+            json!({"prompt": "p"}),
+            "image_url",
+            "missing",
+        ),
     ];
     for (model, body, field, kind) in cases {
         let a = fal_submit(&c, &base, model, &body).await;
-        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", a.body);
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            a.body
+        );
         let entry = &a.body["detail"][0];
         assert_eq!(entry["loc"], json!(["body", field]), "{body}: {entry}");
         assert_eq!(entry["type"], kind, "{body}: {entry}");

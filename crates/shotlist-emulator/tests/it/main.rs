@@ -5,4 +5,5 @@ mod fal;
 mod protocols;
 mod replicate;
 mod support;
+mod tls;
 mod tools;

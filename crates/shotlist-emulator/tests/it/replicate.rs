@@ -17,7 +17,12 @@ fn input(prompt: &str) -> Value {
 }
 
 async fn wait_for(c: &reqwest::Client, prediction: &Value) -> Vec<Value> {
-    poll(c, prediction["urls"]["get"].as_str().unwrap(), replicate_finished).await
+    poll(
+        c,
+        prediction["urls"]["get"].as_str().unwrap(),
+        replicate_finished,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -31,14 +36,20 @@ async fn replicate_prediction_starts_processes_and_succeeds_with_an_output_uri()
     let p = &created.body;
     let id = p["id"].as_str().unwrap();
     assert_eq!(id.len(), 26);
-    assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    );
     assert_eq!(p["status"], "starting");
     assert_eq!(p["model"], REPLICATE_MODEL);
     assert_eq!(p["input"], body);
     assert_eq!(p["output"], Value::Null);
     assert_eq!(p["data_removed"], false);
     assert_eq!(p["source"], "api");
-    assert_eq!(p["urls"]["get"], format!("{base}/v1/predictions/{id}").as_str());
+    assert_eq!(
+        p["urls"]["get"],
+        format!("{base}/v1/predictions/{id}").as_str()
+    );
 
     let seen = wait_for(&c, p).await;
     let order = ["starting", "processing", "succeeded"];
@@ -54,7 +65,10 @@ async fn replicate_prediction_starts_processes_and_succeeds_with_an_output_uri()
     assert!(done["metrics"]["predict_time"].as_f64().unwrap() > 0.0);
     assert!(done["logs"].as_str().unwrap().contains("100%"));
     let output = done["output"].as_str().unwrap();
-    assert!(output.starts_with(&format!("{}/files/", emu.media_base_url())), "{output}");
+    assert!(
+        output.starts_with(&format!("{}/files/", emu.media_base_url())),
+        "{output}"
+    );
     let before = emu.stats();
     let bytes = c.get(output).send().await.unwrap().bytes().await.unwrap();
     assert_mp4(&bytes);
@@ -68,7 +82,10 @@ async fn replicate_prediction_starts_processes_and_succeeds_with_an_output_uri()
     );
     let cancel = answer(c.post(format!("{base}/v1/predictions/{id}/cancel"))).await;
     assert_eq!(cancel.status, StatusCode::OK);
-    assert_eq!(cancel.body["status"], "succeeded", "a finished prediction stays so");
+    assert_eq!(
+        cancel.body["status"], "succeeded",
+        "a finished prediction stays so"
+    );
     emu.shutdown().await;
 }
 
@@ -76,14 +93,20 @@ async fn replicate_prediction_starts_processes_and_succeeds_with_an_output_uri()
 async fn replicate_versions_name_models_three_ways() {
     let emu = start(fast()).await;
     let (c, base) = (client(), emu.base_url());
-    let first = replicate_create(&c, &base, REPLICATE_MODEL, &input("one")).await.body;
+    let first = replicate_create(&c, &base, REPLICATE_MODEL, &input("one"))
+        .await
+        .body;
     let version = first["version"].as_str().unwrap().to_owned();
     assert_eq!(version.len(), 64);
     let create = |version: String| {
         let c = c.clone();
         let url = format!("{base}/v1/predictions");
         async move {
-            answer(c.post(url).json(&json!({"version": version, "input": input("v")}))).await
+            answer(
+                c.post(url)
+                    .json(&json!({"version": version, "input": input("v")})),
+            )
+            .await
         }
     };
     for v in [
@@ -95,7 +118,10 @@ async fn replicate_versions_name_models_three_ways() {
         assert_eq!(a.status, StatusCode::CREATED, "{v}: {}", a.body);
         assert_eq!(a.body["model"], REPLICATE_MODEL);
     }
-    for bad in [format!("{REPLICATE_MODEL}:{}", "0".repeat(64)), "nobody/nothing".into()] {
+    for bad in [
+        format!("{REPLICATE_MODEL}:{}", "0".repeat(64)),
+        "nobody/nothing".into(),
+    ] {
         let a = create(bad.clone()).await;
         assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
         assert_eq!(a.body["status"], 422);
@@ -165,7 +191,13 @@ async fn replicate_failures_say_why() {
     let done = wait_for(&c, &p).await;
     let last = done.last().unwrap();
     assert_eq!(last["status"], "failed");
-    assert!(last["error"].as_str().unwrap().contains("flagged as sensitive"), "{last}");
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .contains("flagged as sensitive"),
+        "{last}"
+    );
     assert_eq!(last["output"], Value::Null);
     emu.shutdown().await;
 
@@ -175,7 +207,9 @@ async fn replicate_failures_say_why() {
     })
     .await;
     let (c, base) = (client(), emu.base_url());
-    let p = replicate_create(&c, &base, REPLICATE_MODEL, &input("doomed")).await.body;
+    let p = replicate_create(&c, &base, REPLICATE_MODEL, &input("doomed"))
+        .await
+        .body;
     let last = wait_for(&c, &p).await.pop().unwrap();
     assert_eq!(last["status"], "failed");
     assert!(last["error"].is_string());
@@ -192,9 +226,16 @@ async fn replicate_cancel_and_cancel_after_end_predictions() {
     })
     .await;
     let (c, base) = (client(), emu.base_url());
-    let running = replicate_create(&c, &base, REPLICATE_MODEL, &input("first")).await.body;
-    let waiting = replicate_create(&c, &base, REPLICATE_MODEL, &input("second")).await.body;
-    assert_eq!(waiting["status"], "starting", "beyond the slots: queued, not refused");
+    let running = replicate_create(&c, &base, REPLICATE_MODEL, &input("first"))
+        .await
+        .body;
+    let waiting = replicate_create(&c, &base, REPLICATE_MODEL, &input("second"))
+        .await
+        .body;
+    assert_eq!(
+        waiting["status"], "starting",
+        "beyond the slots: queued, not refused"
+    );
     assert_eq!(emu.stats().responses_429, 0);
     let id = running["id"].as_str().unwrap();
     let canceled = answer(c.post(format!("{base}/v1/predictions/{id}/cancel"))).await;
@@ -207,7 +248,9 @@ async fn replicate_cancel_and_cancel_after_end_predictions() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
     // A deadline that comes while it waits for a slot aborts it.
-    let blocker = replicate_create(&c, &base, REPLICATE_MODEL, &input("blocker")).await.body;
+    let blocker = replicate_create(&c, &base, REPLICATE_MODEL, &input("blocker"))
+        .await
+        .body;
     let doomed = answer(
         c.post(format!("{base}/v1/models/{REPLICATE_MODEL}/predictions"))
             .header("cancel-after", "5s")
@@ -247,18 +290,30 @@ async fn replicate_removes_data_an_hour_after_completion_and_keeps_the_predictio
     })
     .await;
     let (c, base) = (client(), emu.base_url());
-    let p = replicate_create(&c, &base, REPLICATE_MODEL, &input("ephemeral")).await.body;
+    let p = replicate_create(&c, &base, REPLICATE_MODEL, &input("ephemeral"))
+        .await
+        .body;
     let done = wait_for(&c, &p).await.pop().unwrap();
     let output = done["output"].as_str().unwrap().to_owned();
-    assert_eq!(c.get(&output).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        c.get(&output).send().await.unwrap().status(),
+        StatusCode::OK
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let later = answer(c.get(p["urls"]["get"].as_str().unwrap())).await;
-    assert_eq!(later.status, StatusCode::OK, "the prediction is still readable");
+    assert_eq!(
+        later.status,
+        StatusCode::OK,
+        "the prediction is still readable"
+    );
     assert_eq!(later.body["status"], "succeeded");
     assert_eq!(later.body["data_removed"], true);
     assert_eq!(later.body["output"], Value::Null);
     assert_eq!(later.body["input"], json!({}));
-    assert_eq!(c.get(&output).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.get(&output).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     let list = answer(c.get(format!("{base}/v1/predictions"))).await;
     assert_eq!(list.body["results"][0]["id"], p["id"]);
     assert_eq!(list.body["results"][0]["data_removed"], true);
@@ -306,14 +361,31 @@ async fn replicate_checks_each_models_own_input_with_422s() {
     let (c, base) = (client(), emu.base_url());
     let cases = [
         (json!({"aspect_ratio": "16:9"}), "input.prompt", "required"),
-        (json!({"prompt": "p", "resolution": "9000p"}), "input.resolution", "enum"),
-        (json!({"prompt": "p", "duration": "5"}), "input.duration", "type"),
-        (json!({"prompt": "p", "duration": 99}), "input.duration", "enum"),
+        (
+            json!({"prompt": "p", "resolution": "9000p"}),
+            "input.resolution",
+            "enum",
+        ),
+        (
+            json!({"prompt": "p", "duration": "5"}),
+            "input.duration",
+            "type",
+        ),
+        (
+            json!({"prompt": "p", "duration": 99}),
+            "input.duration",
+            "enum",
+        ),
         (json!({"prompt": "p", "seed": -1}), "input.seed", "enum"),
     ];
     for (body, field, kind) in cases {
         let a = replicate_create(&c, &base, REPLICATE_MODEL, &body).await;
-        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", a.body);
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            a.body
+        );
         let entry = &a.body["invalid_fields"][0];
         assert_eq!(entry["field"], field, "{body}: {}", a.body);
         assert_eq!(entry["type"], kind, "{body}: {}", a.body);
@@ -366,8 +438,13 @@ async fn replicate_lists_newest_first_in_cursor_pages() {
     // Moderated predictions fail early and render nothing: cheap to make 105 of.
     let mut ids = Vec::new();
     for i in 0..105 {
-        let a = replicate_create(&c, &base, REPLICATE_MODEL, &input(&format!("forbidden {i}")))
-            .await;
+        let a = replicate_create(
+            &c,
+            &base,
+            REPLICATE_MODEL,
+            &input(&format!("forbidden {i}")),
+        )
+        .await;
         ids.push(a.body["id"].as_str().unwrap().to_owned());
     }
     ids.reverse();
@@ -383,7 +460,10 @@ async fn replicate_lists_newest_first_in_cursor_pages() {
     assert_eq!(ids_of(&first), ids[..100]);
     assert_eq!(first.body["previous"], Value::Null);
     let next = first.body["next"].as_str().unwrap();
-    assert!(next.starts_with(&format!("{base}/v1/predictions?cursor=")), "{next}");
+    assert!(
+        next.starts_with(&format!("{base}/v1/predictions?cursor=")),
+        "{next}"
+    );
     let second = answer(c.get(next)).await;
     assert_eq!(ids_of(&second), ids[100..]);
     assert_eq!(second.body["next"], Value::Null);

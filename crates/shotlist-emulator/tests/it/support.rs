@@ -167,7 +167,12 @@ pub fn smallest(
 ) -> (shotlist_models::limits::Size, u32) {
     let catalogue = shotlist_models::catalogue::Catalogue::builtin();
     let m = catalogue.find(api, model).expect("a catalogue model");
-    let size = m.sizes.iter().map(|e| e.size).min_by_key(|s| s.pixels()).unwrap();
+    let size = m
+        .sizes
+        .iter()
+        .map(|e| e.size)
+        .min_by_key(|s| s.pixels())
+        .unwrap();
     let seconds = match m.seconds.rule().unwrap() {
         shotlist_models::limits::SecondsRule::Range { min, .. } => min,
         shotlist_models::limits::SecondsRule::OneOf(v) => *v.iter().min().unwrap(),
@@ -199,7 +204,10 @@ pub async fn fal_poll(client: &Client, status_url: &str) -> Vec<(StatusCode, Val
         if done {
             return seen;
         }
-        assert!(Instant::now() < deadline, "{status_url} did not complete: {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{status_url} did not complete: {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
 }
