@@ -14,13 +14,25 @@ if ! command -v ffprobe >/dev/null 2>&1; then
   need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
 fi
 
-# The official OpenAI Python SDK must work unchanged against the emulator.
+# The official OpenAI, Replicate and fal Python clients must work unchanged against the emulator.
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import openai' >/dev/null 2>&1; then
-  echo "==> installing the openai Python SDK from PyPI"
-  "$PY" -m pip install --quiet --disable-pip-version-check 'openai>=2.3'
+if ! "$PY" -c 'import openai, replicate, fal_client' >/dev/null 2>&1; then
+  echo "==> installing the openai, replicate and fal-client Python packages from PyPI"
+  "$PY" -m pip install --quiet --disable-pip-version-check 'openai>=2.3' 'replicate>=1,<2' 'fal-client>=1'
 fi
 export SHOTLIST_TEST_PYTHON="$PY"
+
+# A real gateway: the LiteLLM proxy, in a virtual environment of its own (its pinned
+# dependencies must not meet the clients above), kept under target/ between runs.
+LITELLM_VENV=target/litellm-venv
+if ! "$LITELLM_VENV/bin/litellm" --version >/dev/null 2>&1; then
+  echo "==> installing the LiteLLM proxy (litellm[proxy]) from PyPI into $LITELLM_VENV"
+  rm -rf "$LITELLM_VENV"
+  mkdir -p target
+  "$PY" -m venv "$LITELLM_VENV"
+  "$LITELLM_VENV/bin/pip" install --quiet --disable-pip-version-check 'litellm[proxy]>=1.80'
+fi
+export SHOTLIST_TEST_LITELLM="$PWD/$LITELLM_VENV/bin/litellm"
 export SHOTLIST_REQUIRE_TOOLS=1
 
 echo "==> cargo fmt --check"

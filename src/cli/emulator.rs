@@ -1,14 +1,15 @@
-//! `shotlist emulator`: run the local emulator of both video APIs until Ctrl-C.
+//! `shotlist emulator`: run the local emulator of every video API until Ctrl-C.
 //!
-//! Prints the bound address as the first line on stdout (scripts read it), then one log
-//! line per request on stderr unless `--quiet`. It must never print the API key.
+//! Prints the bound address as the first line on stdout (scripts read it) and the media
+//! host's as the second, then one log line per request on stderr unless `--quiet`. It
+//! must never print the API key.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::emulator::{self, Emulator, EmulatorConfig, FaultSpec};
+use crate::emulator::{self, Emulator, EmulatorConfig, FaultSpec, TlsFiles};
 use crate::exit_codes;
 
 /// Arguments of `shotlist emulator`.
@@ -17,7 +18,17 @@ pub struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value_t = emulator::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// Require this key (`api-key: KEY` or `Authorization: Bearer KEY`) on every request.
+    /// Address of the media host (fal's and Replicate's output files); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value_t = emulator::DEFAULT_MEDIA_LISTEN)]
+    pub media_listen: SocketAddr,
+    /// Serve both addresses over HTTPS with this PEM certificate chain (with `--tls-key`).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Require this key on every API request, in each service's scheme (`api-key: KEY` or
+    /// `Authorization: Bearer KEY`; fal `Authorization: Key KEY`; Replicate `Bearer`/`Token`).
     #[arg(
         long,
         value_name = "KEY",
@@ -28,15 +39,23 @@ pub struct Args {
     /// Request quota per emulated minute (all requests count); 0 for none.
     #[arg(long, value_name = "N", default_value_t = EmulatorConfig::default().rpm)]
     pub rpm: u32,
-    /// Jobs that may run at once; one more gets 429.
+    /// Replicate creates per emulated minute, apart from `--rpm`; 0 for none (default: the catalogue's).
+    #[arg(long, value_name = "N")]
+    pub create_rpm: Option<u32>,
+    /// Jobs that may run at once per account: Azure/OpenAI refuse one more with 429, fal
+    /// and Replicate queue it.
     #[arg(long, value_name = "N", default_value_t = EmulatorConfig::default().max_running)]
     pub max_running: usize,
     /// Run the emulated clock this many times faster (job durations, expiry, quota window).
     #[arg(long, value_name = "F", default_value_t = 1.0)]
     pub time_scale: f64,
-    /// How long jobs and their videos stay available, in emulated seconds.
+    /// How long jobs and their videos stay available, in emulated seconds (fal and
+    /// Replicate: after completion, at most the catalogue's hour).
     #[arg(long, value_name = "SECONDS", default_value_t = EmulatorConfig::default().retention.as_secs())]
     pub retention: u64,
+    /// How long the media host serves a fal output after completion, in emulated seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = emulator::DEFAULT_MEDIA_RETENTION.as_secs())]
+    pub media_retention: u64,
     /// Seed of fault injection and ids: the same seed and requests give the same faults.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
@@ -62,14 +81,23 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         },
         None => std::sync::Arc::new(crate::catalogue::Catalogue::builtin().clone()),
     };
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        // clap requires both or neither.
+        _ => None,
+    };
     let cfg = EmulatorConfig {
         catalogue,
         listen: args.listen,
+        media_listen: args.media_listen,
+        tls,
         api_key: args.api_key,
         rpm: args.rpm,
+        create_rpm: args.create_rpm,
         max_running: args.max_running,
         time_scale: args.time_scale,
         retention: Duration::from_secs(args.retention),
+        media_retention: Duration::from_secs(args.media_retention),
         seed: args.seed,
         faults: args.faults,
         moderation_word: Some(args.moderation_word).filter(|w| !w.is_empty()),
@@ -80,6 +108,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         let mut out = std::io::stdout().lock();
         // Best effort: a closed stdout must not stop the server.
         let _ = writeln!(out, "listening on {}", emulator.base_url());
+        let _ = writeln!(out, "media host on {}", emulator.media_base_url());
         let _ = out.flush();
     }
     tokio::signal::ctrl_c().await.map_err(|e| {

@@ -65,7 +65,12 @@ async fn start_proxy(dir: &std::path::Path, config: &str) -> Proxy {
     let started = Instant::now();
     loop {
         let url = format!("http://127.0.0.1:{port}/health/liveliness");
-        if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return proxy;
         }
         if let Ok(Some(status)) = proxy.child.try_wait() {
@@ -85,7 +90,13 @@ fn read(path: &std::path::Path) -> String {
     if let Ok(mut f) = std::fs::File::open(path) {
         let _ = f.read_to_string(&mut s);
     }
-    s.chars().rev().take(4000).collect::<String>().chars().rev().collect()
+    s.chars()
+        .rev()
+        .take(4000)
+        .collect::<String>()
+        .chars()
+        .rev()
+        .collect()
 }
 
 /// (width, height, seconds) of a video, as ffprobe reads it.
@@ -164,32 +175,55 @@ async fn a_storyboard_renders_through_a_real_litellm_proxy() {
 
     let out = render(&p).await;
     assert_eq!(code(&out), 0, "{}\n{}", text(&out), read(&proxy.log));
-    assert_eq!(stats(&emu).jobs_created, 3, "one job a take, through the proxy");
+    assert_eq!(
+        stats(&emu).jobs_created,
+        3,
+        "one job a take, through the proxy"
+    );
     p.assert_outputs_match_lock();
-    for (file, w, h, s) in [("fox.mp4", 1280, 720, 4.0), ("owl.mp4", 720, 1280, 8.0), ("owl-2.mp4", 720, 1280, 8.0)] {
+    for (file, w, h, s) in [
+        ("fox.mp4", 1280, 720, 4.0),
+        ("owl.mp4", 720, 1280, 8.0),
+        ("owl-2.mp4", 720, 1280, 8.0),
+    ] {
         let (pw, ph, ps) = probe(&p.path(&format!("renders/{file}")));
         assert_eq!((pw, ph), (w, h), "{file}");
         assert!((ps - s).abs() < 0.1, "{file}: {ps} s");
     }
     let lock = p.lock();
-    assert!(lock.shots.values().all(|s| s.endpoint == format!("127.0.0.1:{}", proxy.port)));
+    assert!(
+        lock.shots
+            .values()
+            .all(|s| s.endpoint == format!("127.0.0.1:{}", proxy.port))
+    );
 
     // A rerun asks nothing of the proxy (so nothing reaches the emulator either).
     let requests = stats(&emu).requests_total;
     let out = render(&p).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("0 requests") || text(&out).contains("2 skipped"), "{}", text(&out));
+    assert!(
+        text(&out).contains("0 requests") || text(&out).contains("2 skipped"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(stats(&emu).requests_total, requests);
 
     // One edited prompt: one job.
     let board = std::fs::read_to_string(p.path("shotlist.yaml")).unwrap();
-    std::fs::write(p.path("shotlist.yaml"), board.replace("red fox", "grey fox")).unwrap();
+    std::fs::write(
+        p.path("shotlist.yaml"),
+        board.replace("red fox", "grey fox"),
+    )
+    .unwrap();
     let out = render(&p).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(stats(&emu).jobs_created, 4);
     p.assert_outputs_match_lock();
     p.assert_no_key_in_files();
-    assert!(!contains(&std::fs::read(p.path("shotlist.lock")).unwrap(), MASTER_KEY.as_bytes()));
+    assert!(!contains(
+        &std::fs::read(p.path("shotlist.lock")).unwrap(),
+        MASTER_KEY.as_bytes()
+    ));
     drop(proxy);
     emu.shutdown().await;
 }

@@ -4,6 +4,7 @@ mod cli;
 mod corpus;
 mod emulator_cli;
 mod gateway;
+mod marketplaces;
 mod render;
 mod schema;
 mod support;

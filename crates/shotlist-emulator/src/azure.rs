@@ -91,12 +91,13 @@ async fn require_api_version(
 
 fn status_of(phase: Phase) -> &'static str {
     match phase {
-        Phase::Queued => "queued",
+        Phase::Waiting | Phase::Queued => "queued",
         Phase::Preprocessing { .. } => "preprocessing",
         Phase::Running { .. } => "running",
         Phase::Processing { .. } => "processing",
         Phase::Succeeded => "succeeded",
         Phase::Failed(_) => "failed",
+        Phase::Canceled | Phase::Aborted => "cancelled",
     }
 }
 
@@ -128,7 +129,7 @@ fn job_json(app: &App, job: &Job) -> Value {
         "id": job.id,
         "status": status_of(phase),
         "created_at": app.clock.unix_secs(job.created),
-        "expires_at": app.clock.unix_secs(job.expires),
+        "expires_at": app.clock.unix_secs(job.expires()),
         "generations": generations,
         "prompt": job.spec.prompt,
         "model": job.spec.model,
@@ -296,6 +297,8 @@ fn parse_create(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<JobSpec, 
         seconds,
         variants,
         remixed_from: None,
+        input: Default::default(),
+        deadline: None,
     })
 }
 
@@ -393,14 +396,22 @@ async fn delete_job(
     }
 }
 
+/// A generation of a succeeded Azure job (the other APIs' files are not Azure's).
+fn azure_generation(
+    app: &App,
+    id: &str,
+) -> Result<(Arc<Job>, Arc<super::state::Generation>), ApiError> {
+    app.store
+        .generation(id, app.now())
+        .filter(|(job, _)| job.spec.api == Api::AzureJobs)
+        .ok_or_else(|| generation_not_found(id))
+}
+
 async fn get_generation(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (job, generation) = app
-        .store
-        .generation(&id, app.now())
-        .ok_or_else(|| generation_not_found(&id))?;
+    let (job, generation) = azure_generation(&app, &id)?;
     Ok(axum::Json(generation_json(&app, &job, &generation.id)).into_response())
 }
 
@@ -440,10 +451,7 @@ async fn content(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (job, generation) = app
-        .store
-        .generation(id, app.now())
-        .ok_or_else(|| generation_not_found(id))?;
+    let (job, generation) = azure_generation(app, id)?;
     let bytes = assets::asset(&job, &generation, kind)
         .await
         .map_err(|e| ApiError::internal(FLAVOR, e.to_string()))?;

@@ -49,6 +49,15 @@ impl Clock {
         (self.unix_ms(at) / 1000) as i64
     }
 
+    /// An emulated instant as ISO 8601 in UTC with microseconds
+    /// (`2026-12-01T09:30:00.000000Z`), as Replicate writes its times.
+    pub fn iso8601(&self, at: EmuMillis) -> String {
+        let ms = i64::try_from(self.unix_ms(at)).unwrap_or(i64::MAX);
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| format!("{t:.6}"))
+            .unwrap_or_default()
+    }
+
     /// The system time of an emulated instant (for `last-modified`).
     pub fn system_time(&self, at: EmuMillis) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.unix_ms(at))
@@ -79,5 +88,9 @@ mod tests {
         );
         assert!(clock.unix_secs(0) > 1_600_000_000);
         assert_eq!(clock.unix_secs(61_000) - clock.unix_secs(1_000), 60);
+        let iso = clock.iso8601(1_500);
+        assert!(iso.ends_with('Z') && iso.len() == 27, "{iso}");
+        let back: jiff::Timestamp = iso.parse().unwrap();
+        assert_eq!(back.as_millisecond() as u64, clock.unix_ms(1_500));
     }
 }

@@ -3,10 +3,14 @@
 //! Azure: `{"error": {"code", "message", "param"?, "type", "inner_error"?}}` (the inner
 //! object is the spec's `AzureOpenAIVideoGenerationErrorResponse`). OpenAI:
 //! `{"error": {"message", "type", "param", "code"}}` (the spec's `ErrorResponse`, nulls
-//! included). Retry hints are real time, so a client that obeys them waits the right
-//! amount at any `--time-scale`. Messages must never echo a credential.
+//! included). fal: `{"detail": "...", "error_type"?}` with `X-Fal-Error-Type`, or for input
+//! errors `{"detail": [{"loc", "msg", "type", ...}]}`. Replicate: RFC 7807 problem details
+//! `{"type", "title", "status", "detail"}` (+ `invalid_fields` for input errors). Retry
+//! hints are real time, so a client that obeys them waits the right amount at any
+//! `--time-scale`. Messages must never echo a credential.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
@@ -18,15 +22,27 @@ use serde_json::{Value, json};
 pub enum Flavor {
     Azure,
     OpenAi,
+    Fal,
+    Replicate,
 }
 
 impl Flavor {
-    /// The flavor of whatever route `path` is on (used before routing, e.g. for 401/429).
+    /// The flavor of whatever route `path` is on (used before routing, e.g. for 401/429):
+    /// the OpenAI and Azure prefixes, Replicate's `/v1/models/` and `/v1/predictions`, and
+    /// fal for every other path (fal's paths are model ids).
     pub fn for_path(path: &str) -> Flavor {
-        if path.starts_with("/v1/videos") || path.starts_with("/openai/v1/videos") {
+        let under = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        if under("/v1/videos") || under("/openai/v1/videos") {
             Flavor::OpenAi
-        } else {
+        } else if under("/v1/models") || under("/v1/predictions") {
+            Flavor::Replicate
+        } else if under("/openai") || under("/v1") {
             Flavor::Azure
+        } else {
+            Flavor::Fal
         }
     }
 }
@@ -40,6 +56,8 @@ pub struct ApiError(Box<ApiErrorParts>);
 pub struct ApiErrorParts {
     pub flavor: Flavor,
     pub status: StatusCode,
+    /// Azure and OpenAI: `code`; fal: `error_type` (and `X-Fal-Error-Type`); Replicate:
+    /// the problem's `title`.
     pub code: Option<String>,
     pub message: String,
     pub param: Option<String>,
@@ -47,6 +65,9 @@ pub struct ApiErrorParts {
     /// Real-time wait hint (`Retry-After`, `retry-after-ms`).
     pub retry_after: Option<Duration>,
     pub inner_error: Option<Value>,
+    /// Input errors of fal (the `detail` list, in place of the message) and Replicate
+    /// (`invalid_fields`).
+    pub fields: Vec<Value>,
 }
 
 impl std::ops::Deref for ApiError {
@@ -78,6 +99,7 @@ impl ApiError {
             kind: "invalid_request_error",
             retry_after: None,
             inner_error: None,
+            fields: Vec::new(),
         }))
     }
 
@@ -106,6 +128,8 @@ impl ApiError {
         let code = match flavor {
             Flavor::Azure => "BadRequest",
             Flavor::OpenAi => "invalid_value",
+            Flavor::Fal => "bad_request",
+            Flavor::Replicate => "Bad request",
         };
         ApiError::new(flavor, StatusCode::BAD_REQUEST, Some(code), message).param(param)
     }
@@ -113,9 +137,23 @@ impl ApiError {
     pub fn not_found(flavor: Flavor, message: impl Into<String>) -> ApiError {
         let code = match flavor {
             Flavor::Azure => Some("NotFound"),
-            Flavor::OpenAi => None,
+            Flavor::OpenAi | Flavor::Fal => None,
+            Flavor::Replicate => Some("Not found"),
         };
         ApiError::new(flavor, StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 422 for a model input that does not validate (fal and Replicate): `fields` are the
+    /// service's own entries (fal's `detail` list, Replicate's `invalid_fields`).
+    pub fn unprocessable(
+        flavor: Flavor,
+        message: impl Into<String>,
+        fields: Vec<Value>,
+    ) -> ApiError {
+        let code = (flavor == Flavor::Replicate).then_some("Input validation failed");
+        let mut e = ApiError::new(flavor, StatusCode::UNPROCESSABLE_ENTITY, code, message);
+        e.fields = fields;
+        e
     }
 
     pub fn unauthorized(flavor: Flavor, had_credential: bool) -> ApiError {
@@ -137,6 +175,28 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 None,
                 "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            ),
+            Flavor::Fal if had_credential => ApiError::new(
+                flavor,
+                StatusCode::UNAUTHORIZED,
+                None,
+                "No user found for the key: check `FAL_KEY` against the emulator's `--api-key`.",
+            ),
+            Flavor::Fal => ApiError::new(
+                flavor,
+                StatusCode::UNAUTHORIZED,
+                None,
+                "Authentication is required to access this application: send `Authorization: Key YOUR_KEY`.",
+            ),
+            Flavor::Replicate => ApiError::new(
+                flavor,
+                StatusCode::UNAUTHORIZED,
+                Some("Unauthenticated"),
+                if had_credential {
+                    "Invalid token: check `REPLICATE_API_TOKEN` against the emulator's `--api-key`."
+                } else {
+                    "You did not pass an authentication token: send `Authorization: Bearer YOUR_TOKEN`."
+                },
             ),
         }
     }
@@ -160,8 +220,29 @@ impl ApiError {
                 format!("Rate limit reached for requests per minute: limit {rpm}. Please try again in {secs}s."),
             )
             .kind("requests"),
+            Flavor::Fal => ApiError::new(
+                flavor,
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                format!("Too many requests: at most {rpm} requests per minute (the emulator's `--rpm`). Retry after {secs} seconds."),
+            ),
+            Flavor::Replicate => ApiError::throttled(wait),
         };
         e.retry_after(wait)
+    }
+
+    /// Replicate's 429, for the create rate and the request quota alike; `wait` is real time.
+    pub fn throttled(wait: Duration) -> ApiError {
+        ApiError::new(
+            Flavor::Replicate,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("Request was throttled"),
+            format!(
+                "Request was throttled. Your rate limit resets in ~{}s.",
+                retry_after_secs(wait)
+            ),
+        )
+        .retry_after(wait)
     }
 
     /// `max` jobs are running already; `wait` (real) until one finishes.
@@ -171,7 +252,7 @@ impl ApiError {
         );
         let code = match flavor {
             Flavor::Azure => "too_many_running_jobs",
-            Flavor::OpenAi => "rate_limit_exceeded",
+            Flavor::OpenAi | Flavor::Fal | Flavor::Replicate => "rate_limit_exceeded",
         };
         ApiError::new(flavor, StatusCode::TOO_MANY_REQUESTS, Some(code), message)
             .kind("requests")
@@ -179,10 +260,15 @@ impl ApiError {
     }
 
     pub fn internal(flavor: Flavor, message: impl Into<String>) -> ApiError {
+        let code = match flavor {
+            Flavor::Azure | Flavor::OpenAi => "internal_error",
+            Flavor::Fal => "runner_server_error",
+            Flavor::Replicate => "Internal Server Error",
+        };
         ApiError::new(
             flavor,
             StatusCode::INTERNAL_SERVER_ERROR,
-            Some("internal_error"),
+            Some(code),
             message,
         )
         .kind("server_error")
@@ -195,7 +281,12 @@ impl ApiError {
             StatusCode::TOO_MANY_REQUESTS => ApiError::new(
                 flavor,
                 status,
-                Some(if flavor == Flavor::Azure { "429" } else { "rate_limit_exceeded" }),
+                match flavor {
+                    Flavor::Azure => Some("429"),
+                    Flavor::OpenAi => Some("rate_limit_exceeded"),
+                    Flavor::Fal => None,
+                    Flavor::Replicate => Some("Request was throttled"),
+                },
                 "Rate limit reached (injected by the emulator's `--faults`). Please retry after 1 second.",
             )
             .kind("requests")
@@ -203,7 +294,11 @@ impl ApiError {
             StatusCode::SERVICE_UNAVAILABLE => ApiError::new(
                 flavor,
                 status,
-                Some("service_unavailable"),
+                Some(match flavor {
+                    Flavor::Azure | Flavor::OpenAi => "service_unavailable",
+                    Flavor::Fal => "runner_unavailable",
+                    Flavor::Replicate => "Service Unavailable",
+                }),
                 "The service is temporarily unavailable (injected by the emulator's `--faults`).",
             )
             .kind("server_error"),
@@ -238,6 +333,29 @@ impl ApiError {
                     "code": self.code,
                 }
             }),
+            Flavor::Fal if !self.fields.is_empty() => json!({ "detail": self.fields }),
+            Flavor::Fal => {
+                let mut body = json!({ "detail": self.message });
+                if let Some(code) = &self.code {
+                    body["error_type"] = json!(code);
+                }
+                body
+            }
+            Flavor::Replicate => {
+                let title = self.code.clone().unwrap_or_else(|| {
+                    self.status.canonical_reason().unwrap_or("Error").to_owned()
+                });
+                let mut body = json!({
+                    "type": "about:blank",
+                    "title": title,
+                    "status": self.status.as_u16(),
+                    "detail": self.message,
+                });
+                if !self.fields.is_empty() {
+                    body["invalid_fields"] = json!(self.fields);
+                }
+                body
+            }
         }
     }
 }
@@ -250,6 +368,17 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
+        if self.flavor == Flavor::Replicate {
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            );
+        }
+        if let Some(code) = self.code.as_deref().filter(|_| self.flavor == Flavor::Fal)
+            && let Ok(value) = HeaderValue::from_str(code)
+        {
+            response.headers_mut().insert("x-fal-error-type", value);
+        }
         if let Some(wait) = self.retry_after {
             let headers = response.headers_mut();
             let ms = HeaderValue::from(wait.as_millis().max(1) as u64);
@@ -272,6 +401,15 @@ pub enum EmulatorError {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
+    },
+    #[error("failed to load the TLS certificate `{cert}` and key `{key}`: {message}")]
+    #[diagnostic(help(
+        "give a PEM certificate chain with `--tls-cert` and its PEM private key (PKCS#8, PKCS#1 or SEC1) with `--tls-key`"
+    ))]
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+        message: String,
     },
     #[error("invalid `--time-scale` {0}")]
     #[diagnostic(help(

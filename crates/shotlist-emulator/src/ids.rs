@@ -1,5 +1,7 @@
 //! Identifiers the emulated services hand out: `task_01…`/`gen_01…` (lowercase ULIDs, as
-//! Azure's), `video_…` (hex, as OpenAI's) and request ids (`apim-request-id`).
+//! Azure's), `video_…` (hex, as OpenAI's), fal request ids (UUIDs), Replicate prediction
+//! ids (26 lowercase base32 characters), the tokens of media URLs (128 random bits) and
+//! request ids (`apim-request-id`).
 //!
 //! The random part comes from a generator seeded with `--seed`, so a seeded run hands out
 //! the same ids apart from their time prefix. This generator must never share its state
@@ -49,18 +51,43 @@ impl IdGen {
         format!("video_{:032x}", self.random_u128())
     }
 
+    /// A fal queue request id: a version 4 UUID.
+    pub fn fal_request(&self) -> String {
+        let v4 = (self.random_u128() & !(0xF << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+        uuid_text(v4)
+    }
+
+    /// A Replicate prediction id (`gm3qorzdhgbfurvjtvhg6dckhu`): 26 random characters.
+    pub fn prediction(&self) -> String {
+        let (value, last) = (self.random_u128(), self.random_u128());
+        (0..25)
+            .map(|i| (value >> (i * 5)) & 31)
+            .chain([last & 31])
+            .map(|v| CROCKFORD[v as usize] as char)
+            .collect()
+    }
+
+    /// The secret part of a media URL: nothing else about the job tells it.
+    pub fn media_token(&self) -> String {
+        format!("{:032x}", self.random_u128())
+    }
+
     /// A UUID-shaped request id.
     pub fn request(&self) -> String {
-        let h = format!("{:032x}", self.random_u128());
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..]
-        )
+        uuid_text(self.random_u128())
     }
+}
+
+fn uuid_text(value: u128) -> String {
+    let h = format!("{value:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 #[cfg(test)]
@@ -77,5 +104,11 @@ mod tests {
         assert_eq!(ids.video().len(), "video_".len() + 32);
         assert_eq!(ids.request().len(), 36);
         assert_eq!(IdGen::new(9).video(), IdGen::new(9).video());
+        let request = ids.fal_request();
+        assert_eq!((request.len(), &request[14..15]), (36, "4"), "{request}");
+        let prediction = ids.prediction();
+        assert_eq!(prediction.len(), 26);
+        assert!(prediction.bytes().all(|b| CROCKFORD.contains(&b)));
+        assert_ne!(ids.media_token(), ids.media_token());
     }
 }

@@ -1,11 +1,17 @@
-//! A faithful local emulator of both video APIs, rendering real placeholder MP4s.
+//! A faithful local emulator of every video API shotlist speaks, rendering real
+//! placeholder MP4s.
 //!
 //! `shotlist emulator` runs it as a server; the renderer and the tests start it in-process
-//! with [`Emulator::start`]. It speaks the Azure OpenAI video generation jobs API
-//! (`/openai/v1/video/generations/...`) and the OpenAI videos API (`/v1/videos`, also under
-//! `/openai/v1/videos`), with the documented limits of [`shotlist_models::limits`], a scaled clock,
-//! the request quota, the running-job cap, expiry, and seeded fault injection. State lives
-//! in memory only. It must never reach the network beyond its own listener.
+//! with [`Emulator::start`]. One address speaks the Azure OpenAI video generation jobs API
+//! (`/openai/v1/video/generations/...`), the OpenAI videos API (`/v1/videos`, also under
+//! `/openai/v1/videos`), Replicate's predictions API (`/v1/models/{owner}/{name}/predictions`,
+//! `/v1/predictions...`) and fal's queue API (every other path: `/{model id}`,
+//! `/{owner}/{app}/requests/{id}...`), with the documented limits of the catalogue
+//! ([`shotlist_models::catalogue`]), a scaled clock, the request quota, the running-job cap
+//! or the queue, expiry, and seeded fault injection. A second listener, the media host,
+//! serves fal's and Replicate's output files as their CDNs do. Both serve plain HTTP, or
+//! HTTPS with [`EmulatorConfig::tls`]. State lives in memory only. It must never reach the
+//! network beyond its own listeners (webhooks are accepted, never called).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -21,23 +27,36 @@ mod azure;
 mod clock;
 mod content;
 mod errors;
+mod fal;
 mod faults;
 mod ids;
+mod media;
+mod model_input;
 mod openai;
 mod quota;
 mod reference;
+mod replicate;
 mod server;
 mod state;
 mod stats;
+mod tls;
 pub mod video;
 
 pub use errors::EmulatorError;
 pub use faults::{FaultSpec, FaultSpecError};
 pub use stats::Stats;
+pub use tls::TlsFiles;
 
 /// The default listen address, `127.0.0.1:8089`.
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8089);
+/// The default media host address, `127.0.0.2` on any free port: another host than the
+/// API's, as fal's and Replicate's CDNs are, so a client that sends its key there shows.
+pub const DEFAULT_MEDIA_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 0);
+/// How long fal's media files stay after completion by default: fal keeps them "at least
+/// 7 days" (<https://docs.fal.ai/documentation/model-apis/media-expiration>).
+pub const DEFAULT_MEDIA_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The default moderation word: a prompt containing it always fails moderation.
 pub const DEFAULT_MODERATION_WORD: &str = "forbidden";
 
@@ -46,16 +65,35 @@ pub const DEFAULT_MODERATION_WORD: &str = "forbidden";
 pub struct EmulatorConfig {
     /// Where to listen; port 0 picks a free port ([`Emulator::addr`] tells which).
     pub listen: SocketAddr,
-    /// When set, every API request must carry `api-key: KEY` or `Authorization: Bearer KEY`.
+    /// Where the media host listens (fal's and Replicate's files); port 0 picks a free
+    /// port ([`Emulator::media_addr`]). Where the default `127.0.0.2` cannot be bound, it
+    /// falls back to `127.0.0.1` on any port and says so on stderr.
+    pub media_listen: SocketAddr,
+    /// Serve both listeners over HTTPS with this PEM certificate and key.
+    pub tls: Option<TlsFiles>,
+    /// When set, every API request must carry it in the service's own scheme: `api-key: KEY`
+    /// or `Authorization: Bearer KEY` (Azure, OpenAI), `Authorization: Key KEY` (fal),
+    /// `Authorization: Bearer KEY` or `Token KEY` (Replicate). The media host asks for none.
     pub api_key: Option<String>,
     /// Requests per emulated minute (all API requests count); 0: no quota.
     pub rpm: u32,
-    /// Jobs running at once; a create beyond that gets 429.
+    /// Replicate's creates per emulated minute, apart from `rpm` (a create past it gets 429
+    /// with `Retry-After`); `None`: the catalogue's `requests_per_minute` for Replicate;
+    /// `Some(0)`: no limit.
+    pub create_rpm: Option<u32>,
+    /// Jobs running at once per account. Azure and OpenAI (one resource): a create beyond
+    /// it gets 429. fal and Replicate (an account each): it is the account's slots, and a
+    /// create beyond it waits in the queue (`IN_QUEUE`, `starting`), first in, first out.
     pub max_running: usize,
     /// How much faster than real time the emulated clock runs.
     pub time_scale: f64,
-    /// How long (emulated) jobs and their content stay available.
+    /// How long (emulated) jobs and their content stay available. Azure and OpenAI: from
+    /// creation. fal (the result JSON) and Replicate (input, output, logs): from
+    /// completion, the catalogue's `retention_seconds` or this, whichever is shorter.
     pub retention: Duration,
+    /// How long (emulated) the media host serves a fal output after completion (longer
+    /// than its result JSON, as fal's CDN does); Replicate's go with its data, `retention`.
+    pub media_retention: Duration,
     /// Seeds fault injection and ids.
     pub seed: u64,
     pub faults: FaultSpec,
@@ -73,11 +111,15 @@ impl Default for EmulatorConfig {
         let limits = Api::AzureJobs.limits();
         EmulatorConfig {
             listen: DEFAULT_LISTEN,
+            media_listen: DEFAULT_MEDIA_LISTEN,
+            tls: None,
             api_key: None,
             rpm: limits.requests_per_minute,
+            create_rpm: None,
             max_running: limits.max_running_jobs,
             time_scale: 1.0,
             retention: Duration::from_secs(limits.retention_seconds),
+            media_retention: DEFAULT_MEDIA_RETENTION,
             seed: 0,
             faults: FaultSpec::none(),
             moderation_word: Some(DEFAULT_MODERATION_WORD.to_owned()),
@@ -106,9 +148,20 @@ impl Emulator {
         self.running.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// The media host's bound address.
+    pub fn media_addr(&self) -> SocketAddr {
+        self.running.media_addr
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.running.addr)
+        self.running.app.base_url.clone()
+    }
+
+    /// `http://127.0.0.2:PORT` (`https://` with TLS): where fal's `video.url` and
+    /// Replicate's `output` point, `{media_base_url}/files/{token}/output.mp4`.
+    pub fn media_base_url(&self) -> String {
+        self.running.app.media_base_url.clone()
     }
 
     /// A snapshot of the counters (the same as `GET /_emulator/stats`).
@@ -127,6 +180,7 @@ impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emulator")
             .field("addr", &self.running.addr)
+            .field("media_addr", &self.running.media_addr)
             .finish_non_exhaustive()
     }
 }

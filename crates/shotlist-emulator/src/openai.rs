@@ -54,14 +54,14 @@ pub fn routes() -> Router<Arc<App>> {
 fn video_json(app: &App, job: &Job) -> Value {
     let phase = job.phase(app.now());
     let (status, progress) = match phase {
-        Phase::Queued => ("queued", 0),
+        Phase::Waiting | Phase::Queued => ("queued", 0),
         Phase::Preprocessing { fraction }
         | Phase::Running { fraction }
         | Phase::Processing { fraction } => {
             ("in_progress", ((fraction * 100.0) as u32).clamp(1, 99))
         }
         Phase::Succeeded => ("completed", 100),
-        Phase::Failed(_) => ("failed", 0),
+        Phase::Failed(_) | Phase::Canceled | Phase::Aborted => ("failed", 0),
     };
     let error = match phase {
         Phase::Failed(Failure::Moderation) => {
@@ -81,7 +81,7 @@ fn video_json(app: &App, job: &Job) -> Value {
         "progress": progress,
         "created_at": app.clock.unix_secs(job.created),
         "completed_at": completed_at,
-        "expires_at": app.clock.unix_secs(job.expires),
+        "expires_at": app.clock.unix_secs(job.expires()),
         "prompt": job.spec.prompt,
         "size": Size::new(job.spec.width, job.spec.height).to_string(),
         "seconds": job.spec.seconds.to_string(),
@@ -322,6 +322,8 @@ fn parse_create(app: &App, fields: Fields) -> Result<JobSpec, ApiError> {
         seconds,
         variants: 1,
         remixed_from: None,
+        input: Default::default(),
+        deadline: None,
     })
 }
 

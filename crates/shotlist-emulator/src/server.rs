@@ -1,10 +1,14 @@
-//! The HTTP server: shared state, the router of both APIs, the layers every request goes
-//! through (request id, log line, stats, auth, quota, faults), start and shutdown.
+//! The HTTP server: shared state, the router of every API, the layers every request goes
+//! through (request id, log line, stats, auth, quota, faults), the media host beside it,
+//! start (plain or TLS) and shutdown.
 //!
-//! Order of the API layers: count → authenticate (401) → quota (429) → injected fault →
-//! handler → `drop`/`slow` on the way out. `/_emulator/*` skips all of them but the request
-//! id and the log line: checking the emulator must never change what it does. This module
-//! must never log a credential or a query secret.
+//! One address speaks every protocol: Azure's and OpenAI's prefixes, Replicate's
+//! `/v1/models/…/predictions` and `/v1/predictions…`, and fal for every other path (fal's
+//! paths are model ids). Order of the API layers: count → authenticate (401) → quota (429)
+//! → injected fault → handler → `drop`/`slow` on the way out, each answering in the
+//! service's own error shape. `/_emulator/*` skips all of them but the request id and the
+//! log line: checking the emulator must never change what it does. This module must never
+//! log a credential or a query secret.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,9 +35,12 @@ use super::errors::{ApiError, EmulatorError, Flavor};
 use super::faults::{Faults, RequestFault};
 use super::ids::IdGen;
 use super::quota::Quota;
-use super::state::{CreateRefused, Failure, Job, JobSpec, NewIds, Store};
+use super::state::{
+    Admission, CreateRefused, Failure, Job, JobSpec, Keep, Lifecycle, NewIds, Phase, Store,
+};
 use super::stats::{Stats, StatsRecorder};
-use super::{EmulatorConfig, azure, openai};
+use super::tls::{self, TlsListener};
+use super::{EmulatorConfig, azure, fal, media, openai, replicate};
 
 /// Uploads (`input_reference`) can be large images.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -54,6 +61,16 @@ pub struct App {
     pub stats: Arc<StatsRecorder>,
     pub ids: IdGen,
     pub shutdown: CancellationToken,
+    /// `http://127.0.0.1:PORT` (`https://` with TLS): fal's URLs, Replicate's `urls`.
+    pub base_url: String,
+    /// The media host's, the same way.
+    pub media_base_url: String,
+    /// Replicate's create rate (separate from the request quota).
+    pub create_quota: Quota,
+    /// `EmulatorConfig::retention` (emulated).
+    pub retention: EmuMillis,
+    /// `EmulatorConfig::media_retention` (emulated).
+    pub media_retention: EmuMillis,
 }
 
 impl App {
@@ -81,8 +98,44 @@ impl App {
             .is_some_and(|w| prompt.to_lowercase().contains(&w.to_lowercase()))
     }
 
-    /// Creates a job from a validated spec (both APIs): the running-job cap, the fate of
-    /// the job (moderation word, `fail`/`moderation` faults), the stats and the eager render.
+    /// How `api`'s service admits and keeps jobs. Azure and OpenAI refuse a create beyond
+    /// `max_running` and keep jobs `retention` from creation. fal and Replicate queue it,
+    /// and keep outputs the catalogue's `retention_seconds` after completion, or
+    /// `retention` where that is shorter (so tests can shorten it): fal forgets the request
+    /// then but serves its media `media_retention` after completion; Replicate keeps the
+    /// prediction and removes its data.
+    pub fn lifecycle(&self, api: Api) -> Lifecycle {
+        let provider = self.catalogue.provider(api).retention_seconds * 1000;
+        let outputs = provider.min(self.retention);
+        match api {
+            Api::AzureJobs | Api::OpenaiVideos => Lifecycle {
+                admission: Admission::Refuse,
+                keep: Keep::AfterCreation(self.retention),
+                retention: self.retention,
+            },
+            Api::Fal => Lifecycle {
+                admission: Admission::Queue,
+                keep: Keep::AfterCompletion(outputs.max(self.media_retention)),
+                retention: outputs,
+            },
+            Api::Replicate => Lifecycle {
+                admission: Admission::Queue,
+                keep: Keep::Forever,
+                retention: outputs,
+            },
+            // OpenRouter queues jobs (`pending`) and publishes no retention: kept
+            // `retention` after completion, then gone.
+            Api::Openrouter => Lifecycle {
+                admission: Admission::Queue,
+                keep: Keep::AfterCompletion(outputs),
+                retention: outputs,
+            },
+        }
+    }
+
+    /// Creates a job from a validated spec (every API): the running-job cap or the queue,
+    /// the fate of the job (moderation word, `fail`/`moderation` faults), the stats and the
+    /// eager render.
     pub fn create_job(
         self: &Arc<Self>,
         spec: JobSpec,
@@ -98,19 +151,28 @@ impl App {
         };
         let unix_ms = self.clock.unix_ms(now);
         let ids = match spec.api {
-            shotlist_models::limits::Api::AzureJobs => NewIds {
+            Api::AzureJobs => NewIds {
                 job: self.ids.job(unix_ms),
                 generations: (0..spec.variants)
                     .map(|_| self.ids.generation(unix_ms))
                     .collect(),
             },
-            _ => NewIds {
+            Api::OpenaiVideos | Api::Openrouter => NewIds {
                 job: self.ids.video(),
                 generations: vec![self.ids.generation(unix_ms)],
             },
+            Api::Fal => NewIds {
+                job: self.ids.fal_request(),
+                generations: vec![self.ids.media_token()],
+            },
+            Api::Replicate => NewIds {
+                job: self.ids.prediction(),
+                generations: vec![self.ids.media_token()],
+            },
         };
         let prompt = spec.prompt.clone();
-        match self.store.create(spec, ids, failure, now) {
+        let lifecycle = self.lifecycle(spec.api);
+        match self.store.create(spec, ids, failure, lifecycle, now) {
             Ok((job, running)) => {
                 if let Some(f) = fault.filter(|_| failure.is_some()) {
                     self.stats.fault(match f {
@@ -143,6 +205,10 @@ impl App {
                 () = app.shutdown.cancelled() => return,
                 () = tokio::time::sleep(app.clock.real_until(job.processing_at())) => {}
             }
+            // Canceled meanwhile: nothing will be downloaded.
+            if matches!(job.phase(app.now()), Phase::Canceled | Phase::Aborted) {
+                return;
+            }
             for generation in &job.generations {
                 if app.shutdown.is_cancelled() {
                     return;
@@ -154,11 +220,12 @@ impl App {
     }
 }
 
-/// The router of both APIs and `/_emulator`.
+/// The router of every API and `/_emulator`.
 pub fn router(app: Arc<App>) -> Router {
     let api = azure::routes()
         .merge(openai::routes())
-        .fallback(not_found)
+        .merge(replicate::routes())
+        .fallback(fallback)
         .layer(middleware::from_fn_with_state(app.clone(), api_layer));
     Router::new()
         .route("/_emulator/stats", get(stats))
@@ -171,6 +238,14 @@ pub fn router(app: Arc<App>) -> Router {
 
 async fn stats(State(app): State<Arc<App>>) -> Response {
     axum::Json(app.stats()).into_response()
+}
+
+/// fal's routes (its paths are model ids), or a 404 in the shape of the prefix's service.
+async fn fallback(State(app): State<Arc<App>>, req: Request) -> Response {
+    match Flavor::for_path(req.uri().path()) {
+        Flavor::Fal => fal::handle(app, req).await,
+        _ => not_found(req).await.into_response(),
+    }
 }
 
 async fn not_found(req: Request) -> ApiError {
@@ -240,7 +315,7 @@ async fn api_layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
 }
 
 async fn api_layer_inner(app: &Arc<App>, flavor: Flavor, req: Request, next: Next) -> Response {
-    match auth::check(app.api_key.as_deref(), req.headers()) {
+    match auth::check(app.api_key.as_deref(), req.headers(), flavor) {
         AuthOutcome::Allowed => {}
         outcome => {
             return ApiError::unauthorized(flavor, outcome == AuthOutcome::Wrong).into_response();
@@ -295,61 +370,138 @@ pub fn query_list(query: &HashMap<String, String>, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A running server.
+/// A running server: the API listener and the media host.
 pub struct Running {
     pub addr: SocketAddr,
+    pub media_addr: SocketAddr,
     pub app: Arc<App>,
-    pub server: JoinHandle<std::io::Result<()>>,
+    pub servers: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, EmulatorError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| EmulatorError::Bind { addr, source })
+}
+
+/// Binds the media host: where `127.0.0.2` cannot be had (a loopback of one address),
+/// `127.0.0.1` on any port, saying so.
+async fn bind_media(addr: SocketAddr) -> Result<tokio::net::TcpListener, EmulatorError> {
+    match bind(addr).await {
+        Err(e) if addr.ip() == super::DEFAULT_MEDIA_LISTEN.ip() => {
+            let fallback = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+            let listener = bind(fallback).await?;
+            eprintln!(
+                "warning: {e} ({}); the media host listens on {} instead",
+                std::error::Error::source(&e).map_or_else(String::new, |s| s.to_string()),
+                listener.local_addr().unwrap_or(fallback),
+            );
+            Ok(listener)
+        }
+        other => other,
+    }
+}
+
+fn local_addr(
+    listener: &tokio::net::TcpListener,
+    asked: SocketAddr,
+) -> Result<SocketAddr, EmulatorError> {
+    listener.local_addr().map_err(|source| EmulatorError::Bind {
+        addr: asked,
+        source,
+    })
+}
+
+/// Serves `router` on `listener` (through TLS when `acceptor` is set) until `token`.
+fn serve(
+    listener: tokio::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    token: CancellationToken,
+) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
+    Ok(match acceptor {
+        None => tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+        }),
+        Some(acceptor) => {
+            let listener = TlsListener::new(listener, acceptor)?;
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await
+            })
+        }
+    })
 }
 
 pub async fn start(cfg: EmulatorConfig) -> Result<Running, EmulatorError> {
     if !(cfg.time_scale.is_finite() && cfg.time_scale > 0.0) {
         return Err(EmulatorError::TimeScale(cfg.time_scale));
     }
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|source| EmulatorError::Bind {
-            addr: cfg.listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| EmulatorError::Bind {
-            addr: cfg.listen,
-            source,
-        })?;
+    let acceptor = cfg.tls.as_ref().map(tls::acceptor).transpose()?;
+    let listener = bind(cfg.listen).await?;
+    let addr = local_addr(&listener, cfg.listen)?;
+    let media_listener = bind_media(cfg.media_listen).await?;
+    let media_addr = local_addr(&media_listener, cfg.media_listen)?;
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    let create_rpm = cfg
+        .create_rpm
+        .unwrap_or_else(|| cfg.catalogue.provider(Api::Replicate).requests_per_minute);
+    let millis = |d: Duration| d.as_millis().min(u128::from(EmuMillis::MAX)) as EmuMillis;
     let app = Arc::new(App {
-        catalogue: cfg.catalogue,
         api_key: cfg.api_key.filter(|k| !k.is_empty()),
         moderation_word: cfg.moderation_word,
         log_requests: cfg.log_requests,
         clock: Clock::new(cfg.time_scale),
-        store: Store::new(cfg.max_running, cfg.retention),
+        store: Store::new(cfg.max_running),
         quota: Quota::new(cfg.rpm),
         faults: Faults::new(cfg.faults, cfg.seed),
         stats: Arc::new(StatsRecorder::default()),
         ids: IdGen::new(cfg.seed),
         shutdown: CancellationToken::new(),
+        base_url: format!("{scheme}://{addr}"),
+        media_base_url: format!("{scheme}://{media_addr}"),
+        create_quota: Quota::new(create_rpm),
+        retention: millis(cfg.retention),
+        media_retention: millis(cfg.media_retention),
+        catalogue: cfg.catalogue,
     });
-    let token = app.shutdown.clone();
-    let service = router(app.clone());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-    });
-    Ok(Running { addr, app, server })
+    let bind_error = |addr| move |source| EmulatorError::Bind { addr, source };
+    let servers = vec![
+        serve(
+            listener,
+            acceptor.clone(),
+            router(app.clone()),
+            app.shutdown.clone(),
+        )
+        .map_err(bind_error(addr))?,
+        serve(
+            media_listener,
+            acceptor,
+            media::router(app.clone())
+                .layer(middleware::from_fn_with_state(app.clone(), common_layer)),
+            app.shutdown.clone(),
+        )
+        .map_err(bind_error(media_addr))?,
+    ];
+    Ok(Running {
+        addr,
+        media_addr,
+        app,
+        servers,
+    })
 }
 
 impl Running {
     pub async fn shutdown(self) {
         self.app.shutdown.cancel();
-        let abort = self.server.abort_handle();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.server)
-            .await
-            .is_err()
-        {
-            abort.abort();
+        for server in self.servers {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+                abort.abort();
+            }
         }
     }
 }

@@ -32,8 +32,14 @@ pub struct Stats {
     pub responses_429: u64,
     /// Content bytes (videos, thumbnails, sprite sheets) actually sent.
     pub bytes_served: u64,
-    /// Content downloads started (GET, not HEAD).
+    /// Content downloads started (GET, not HEAD), on either host.
     pub content_downloads: u64,
+    /// Requests to the media host (fal's and Replicate's CDN stand-in), any method.
+    pub media_requests: u64,
+    /// Media host requests that carried a credential header (`authorization`, `api-key`,
+    /// `x-api-key`, `cookie`): the media needs none, so a client sending one leaks it to
+    /// a host that is not the API's.
+    pub media_requests_with_credential: u64,
     /// Responses by status code.
     pub responses_by_status: BTreeMap<String, u64>,
     /// Faults injected, by kind (`429`, `500`, `503`, `drop`, `slow`, `truncate`, `fail`, `moderation`).
@@ -100,6 +106,15 @@ impl StatsRecorder {
                 .creates_by_prompt_hash
                 .entry(prompt_hash(prompt))
                 .or_default() += 1;
+        });
+    }
+
+    pub fn media_request(&self, with_credential: bool) {
+        self.with(|i| {
+            i.stats.media_requests += 1;
+            if with_credential {
+                i.stats.media_requests_with_credential += 1;
+            }
         });
     }
 

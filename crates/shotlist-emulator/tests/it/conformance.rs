@@ -1,6 +1,7 @@
 //! Emulator responses validated against the official API descriptions vendored in
-//! `tests/specs/` (OpenAI `openapi.yaml`, Azure `azure-v1-preview-generated.json`),
-//! checked byte for byte against their recorded sha256 before use.
+//! `tests/specs/` (OpenAI `openapi.yaml`, Azure `azure-v1-preview-generated.json`,
+//! Replicate `replicate-openapi.json`), checked byte for byte against their recorded
+//! sha256 before use.
 //!
 //! Each schema is checked through a wrapper that embeds the spec's `components`, so
 //! `#/components/schemas/...` references resolve. A missing spec file fails the test.
@@ -9,6 +10,9 @@ use std::sync::OnceLock;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+use shotlist_emulator::EmulatorConfig;
+use shotlist_models::limits::Api;
 
 use crate::support::*;
 
@@ -25,6 +29,14 @@ const AZURE_SPEC: (&str, &str) = (
         "/tests/specs/azure-v1-preview-generated.json"
     ),
     "12d9176d7b21b134d754fec1a4051c9d7638e55b9b034c3eb91644d91656e853",
+);
+
+const REPLICATE_SPEC: (&str, &str) = (
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/specs/replicate-openapi.json"
+    ),
+    "4500bf86453ef1ab65a9e133929ce97f468cff9aa62ab7512d00fd588abb8b39",
 );
 
 /// The spec's text, refusing a copy that is not the recorded one.
@@ -59,14 +71,52 @@ fn azure_components() -> &'static Value {
     })
 }
 
+/// Replicate's whole spec. It is OpenAPI 3.1 but writes nullable fields the 3.0 way
+/// (`nullable: true` beside `type`), which JSON Schema 2020-12 ignores; each such `type`
+/// becomes `[type, "null"]`, which is what the spec means (its own examples have
+/// `"error": null`).
+fn replicate_spec() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let mut spec: Value =
+            serde_json::from_str(&read_spec(REPLICATE_SPEC)).expect("the Replicate spec parses");
+        fn nullable(v: &mut Value) {
+            match v {
+                Value::Object(o) => {
+                    if o.get("nullable") == Some(&json!(true))
+                        && let Some(Value::String(t)) = o.get("type").cloned()
+                    {
+                        o.insert("type".into(), json!([t, "null"]));
+                    }
+                    o.values_mut().for_each(nullable);
+                }
+                Value::Array(a) => a.iter_mut().for_each(nullable),
+                _ => {}
+            }
+        }
+        nullable(&mut spec);
+        spec
+    })
+}
+
 /// Validates `instance` against `#/components/schemas/{name}` of `components`.
 fn check(components: &Value, name: &str, instance: &Value) {
     assert!(
         components["schemas"].get(name).is_some(),
         "the spec has no schema `{name}`"
     );
-    let wrapper =
-        json!({ "$ref": format!("#/components/schemas/{name}"), "components": components });
+    check_schema(
+        components,
+        name,
+        &json!({ "$ref": format!("#/components/schemas/{name}") }),
+        instance,
+    );
+}
+
+/// Validates `instance` against `schema`, whose references point into `components`.
+fn check_schema(components: &Value, name: &str, schema: &Value, instance: &Value) {
+    let mut wrapper = schema.clone();
+    wrapper["components"] = components.clone();
     let validator = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .build(&wrapper)
@@ -93,6 +143,14 @@ fn schemas_reject_what_they_should() {
             azure_components(),
             "VideoGenerationJob",
             &json!({"object": "video"}),
+        )
+    });
+    assert!(bad.is_err());
+    let bad = std::panic::catch_unwind(|| {
+        check(
+            &replicate_spec()["components"],
+            "schemas_prediction_response",
+            &json!({"id": "x", "status": "done"}),
         )
     });
     assert!(bad.is_err());
@@ -214,6 +272,103 @@ async fn azure_responses_match_the_azure_spec() {
             spec,
             "AzureErrorResponse",
             &json!({"error": {"code": error.body["error"]["code"], "message": error.body["error"]["message"]}}),
+        );
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn replicate_responses_match_the_replicate_spec() {
+    let emu = start(EmulatorConfig {
+        max_running: 1,
+        ..fast()
+    })
+    .await;
+    let (c, base) = (client(), emu.base_url());
+    let spec = replicate_spec();
+    let components = &spec["components"];
+    let prediction = "schemas_prediction_response";
+    let (size, seconds) = smallest(Api::Replicate, REPLICATE_MODEL);
+    let input = model_input(Api::Replicate, REPLICATE_MODEL, "a kite", size, seconds);
+    let created = replicate_create(&c, &base, REPLICATE_MODEL, &input).await;
+    check(components, prediction, &created.body);
+    let queued = replicate_create(&c, &base, REPLICATE_MODEL, &input).await;
+    check(components, prediction, &queued.body);
+    for body in poll(
+        &c,
+        created.body["urls"]["get"].as_str().unwrap(),
+        replicate_finished,
+    )
+    .await
+    {
+        check(components, prediction, &body);
+    }
+    let by_version = answer(
+        c.post(format!("{base}/v1/predictions"))
+            .header("cancel-after", "1h")
+            .json(&json!({"version": REPLICATE_MODEL, "input": input})),
+    )
+    .await;
+    check(components, prediction, &by_version.body);
+    let id = by_version.body["id"].as_str().unwrap();
+    let canceled = answer(c.post(format!("{base}/v1/predictions/{id}/cancel"))).await;
+    assert_eq!(canceled.body["status"], "canceled");
+    check(components, prediction, &canceled.body);
+    let failed = replicate_create(
+        &c,
+        &base,
+        REPLICATE_MODEL,
+        &model_input(Api::Replicate, REPLICATE_MODEL, "forbidden", size, seconds),
+    )
+    .await;
+    let failed = poll(
+        &c,
+        failed.body["urls"]["get"].as_str().unwrap(),
+        replicate_finished,
+    )
+    .await;
+    check(components, prediction, failed.last().unwrap());
+
+    let list_schema = &spec["paths"]["/predictions"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    assert!(list_schema.is_object(), "the spec lists predictions");
+    for query in ["", "?created_after=2000-01-01T00:00:00Z"] {
+        let list = answer(c.get(format!("{base}/v1/predictions{query}"))).await;
+        assert_eq!(list.status, StatusCode::OK);
+        check(
+            components,
+            "schemas_paginated_prediction_response",
+            &list.body,
+        );
+        check_schema(components, "GET /predictions 200", list_schema, &list.body);
+    }
+
+    // The spec gives error bodies inline, as problem details with a `detail` string.
+    let problem = &spec["paths"]["/files/{file_id}"]["delete"]["responses"]["404"]["content"]["application/problem+json"]
+        ["schema"];
+    assert!(problem.is_object(), "the spec has a problem+json schema");
+    let errors = [
+        answer(c.get(format!("{base}/v1/predictions/missing"))).await,
+        replicate_create(&c, &base, REPLICATE_MODEL, &json!({"resolution": "9000p"})).await,
+        replicate_create(&c, &base, "nobody/nothing", &input).await,
+        answer(c.get(format!("{base}/v1/predictions?cursor=zz"))).await,
+    ];
+    for error in errors {
+        assert!(error.status.is_client_error(), "{}", error.body);
+        assert_eq!(error.headers["content-type"], "application/problem+json");
+        check_schema(components, "problem+json", problem, &error.body);
+        check_schema(
+            components,
+            "RFC 7807 problem details",
+            &json!({
+                "type": "object",
+                "required": ["type", "title", "status", "detail"],
+                "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"},
+                    "status": {"const": error.status.as_u16()}, "detail": {"type": "string"},
+                },
+            }),
+            &error.body,
         );
     }
     emu.shutdown().await;

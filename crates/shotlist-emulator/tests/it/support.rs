@@ -135,3 +135,110 @@ pub fn assert_webp(bytes: &[u8]) {
         "not a WebP"
     );
 }
+
+/// The `Authorization` header of each service's scheme.
+pub fn fal_key(key: &str) -> (&'static str, String) {
+    ("authorization", format!("Key {key}"))
+}
+
+/// fal's default-looking text-to-video model and an input of its default size.
+pub const FAL_MODEL: &str = "fal-ai/veo3.1";
+pub const REPLICATE_MODEL: &str = "bytedance/seedance-2.0";
+
+/// The model's own input asking for `size` and `seconds` (the catalogue's fields).
+pub fn model_input(
+    api: shotlist_models::limits::Api,
+    model: &str,
+    prompt: &str,
+    size: shotlist_models::limits::Size,
+    seconds: u32,
+) -> Value {
+    let catalogue = shotlist_models::catalogue::Catalogue::builtin();
+    let m = catalogue.find(api, model).expect("a catalogue model");
+    let mut input = m.wire_fields(size, seconds);
+    input.insert("prompt".into(), Value::from(prompt));
+    Value::Object(input)
+}
+
+/// The smallest size and shortest length of a catalogue model (the quickest to render).
+pub fn smallest(
+    api: shotlist_models::limits::Api,
+    model: &str,
+) -> (shotlist_models::limits::Size, u32) {
+    let catalogue = shotlist_models::catalogue::Catalogue::builtin();
+    let m = catalogue.find(api, model).expect("a catalogue model");
+    let size = m
+        .sizes
+        .iter()
+        .map(|e| e.size)
+        .min_by_key(|s| s.pixels())
+        .unwrap();
+    let seconds = match m.seconds.rule().unwrap() {
+        shotlist_models::limits::SecondsRule::Range { min, .. } => min,
+        shotlist_models::limits::SecondsRule::OneOf(v) => *v.iter().min().unwrap(),
+    };
+    (size, seconds)
+}
+
+pub async fn fal_submit(client: &Client, base: &str, model: &str, input: &Value) -> Answer {
+    answer(client.post(format!("{base}/{model}")).json(input)).await
+}
+
+pub async fn replicate_create(client: &Client, base: &str, model: &str, input: &Value) -> Answer {
+    answer(
+        client
+            .post(format!("{base}/v1/models/{model}/predictions"))
+            .json(&serde_json::json!({ "input": input })),
+    )
+    .await
+}
+
+/// Polls a fal `status_url` until `COMPLETED`, returning (HTTP status, body) of each poll.
+pub async fn fal_poll(client: &Client, status_url: &str) -> Vec<(StatusCode, Value)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        let a = answer(client.get(status_url)).await;
+        let done = a.body["status"] == "COMPLETED";
+        seen.push((a.status, a.body));
+        if done {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{status_url} did not complete: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+}
+
+pub fn replicate_finished(body: &Value) -> bool {
+    matches!(
+        body["status"].as_str(),
+        Some("succeeded" | "failed" | "canceled" | "aborted")
+    )
+}
+
+/// A self-signed certificate for 127.0.0.1 and 127.0.0.2 (both listeners), written as
+/// PEM files in `dir`: `(cert, key)`.
+pub fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "127.0.0.2".into()])
+        .expect("certificate parameters");
+    let key = rcgen::KeyPair::generate().expect("a key pair");
+    let cert = params.self_signed(&key).expect("a self-signed certificate");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+/// A client that trusts the certificate at `cert` only.
+pub fn tls_client(cert: &std::path::Path) -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pem = std::fs::read(cert).unwrap();
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .build()
+        .expect("a client")
+}
