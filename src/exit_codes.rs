@@ -14,6 +14,9 @@ pub const LOCKED: u8 = 4;
 pub const AUTH: u8 = 5;
 /// The run finished but one or more shots failed.
 pub const SHOTS_FAILED: u8 = 6;
+/// The run's estimate is over `--max-cost` / `budget.max_per_run` (nothing was sent), or
+/// the cap stopped jobs from starting during the run.
+pub const OVER_BUDGET: u8 = 7;
 /// The account is out of credit (402): the run stopped and started nothing new.
 pub const OUT_OF_CREDIT: u8 = 8;
 /// Stopped by Ctrl-C; what finished is recorded.

@@ -8,6 +8,7 @@ pub mod atomic_write;
 pub mod board_path;
 pub mod cache_key;
 pub mod cli;
+pub mod cost;
 pub mod diagnostic;
 pub mod download;
 /// The built-in emulator of every protocol shotlist speaks (its own crate).

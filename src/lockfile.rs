@@ -21,9 +21,10 @@ use crate::render_inputs::RenderInputs;
 /// The lockfile format version this build reads and writes.
 pub const VERSION: u32 = 1;
 /// Additions within [`VERSION`] this build knows. 0: shotlist 0.1 (no `revision` key,
-/// raw `request` bodies); 1: `inputs` (the normalized render inputs). A lockfile of a
+/// raw `request` bodies); 1: `inputs` (the normalized render inputs); 2: `ledger` (every
+/// job created, kept across re-renders) and each job's estimated charge. A lockfile of a
 /// newer revision is read, but never rewritten: its additions would be lost.
-pub const REVISION: u32 = 1;
+pub const REVISION: u32 = 2;
 
 /// The last line of every lockfile of revision 1 on: one without it was cut short (a
 /// crash of another tool, a bad merge) and is refused rather than taken for fewer shots.
@@ -42,6 +43,118 @@ pub struct Lockfile {
     /// One entry per shot id, sorted by id.
     #[serde(default)]
     pub shots: BTreeMap<String, ShotLock>,
+    /// Every job created for this board, kept when its shot is rendered anew: what was
+    /// paid for and what came of it (`shotlist spend`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ledger: Vec<LedgerEntry>,
+}
+
+/// One job in the ledger.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub job: String,
+    pub shot: String,
+    pub api: Api,
+    pub model: String,
+    /// The shot's render inputs when the job was made.
+    pub input_hash: String,
+    /// What the job was estimated to cost when created; absent: the price is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_cost: Option<crate::cost::Money>,
+    pub created_at: Timestamp,
+    /// When the run that created it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// When every video of the job was on disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downloaded_at: Option<Timestamp>,
+    pub outcome: LedgerOutcome,
+    /// The service's words, when the job did not deliver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What came of a job, as far as shotlist knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerOutcome {
+    /// Queued or running at the service.
+    Running,
+    /// Finished at the service; not every video saved yet.
+    Finished,
+    /// Every video saved.
+    Delivered,
+    /// Failed at the service (after running: paid for).
+    Failed,
+    /// Refused by the service's content checks.
+    Moderated,
+    /// Its videos expired or were deleted before they were saved.
+    Expired,
+    Cancelled,
+}
+
+impl LedgerOutcome {
+    /// Paid for and not delivered: what a refund request is about.
+    pub fn is_waste(self) -> bool {
+        matches!(
+            self,
+            LedgerOutcome::Failed
+                | LedgerOutcome::Moderated
+                | LedgerOutcome::Expired
+                | LedgerOutcome::Cancelled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerOutcome::Running => "running",
+            LedgerOutcome::Finished => "finished",
+            LedgerOutcome::Delivered => "delivered",
+            LedgerOutcome::Failed => "failed",
+            LedgerOutcome::Moderated => "moderated",
+            LedgerOutcome::Expired => "expired",
+            LedgerOutcome::Cancelled => "cancelled",
+        }
+    }
+
+    /// A job's outcome from its lockfile record.
+    fn of(job: &JobLock) -> LedgerOutcome {
+        match job.status {
+            JobState::Pending => LedgerOutcome::Running,
+            JobState::Cancelled => LedgerOutcome::Cancelled,
+            JobState::Succeeded
+                if !job.generations.is_empty()
+                    && job.generations.iter().all(|g| g.file.is_some()) =>
+            {
+                LedgerOutcome::Delivered
+            }
+            JobState::Succeeded => LedgerOutcome::Finished,
+            JobState::Failed => {
+                let f = job.failure.as_ref();
+                let said = |words: &[&str]| {
+                    f.is_some_and(|f| {
+                        let text = format!("{} {}", f.code, f.message).to_lowercase();
+                        words.iter().any(|w| text.contains(w))
+                    })
+                };
+                if said(&["gone", "not_found", "expired", "no longer"]) {
+                    LedgerOutcome::Expired
+                } else if said(&[
+                    "moderat",
+                    "content_policy",
+                    "contentfilter",
+                    "sensitive",
+                    "safety",
+                ]) {
+                    LedgerOutcome::Moderated
+                } else {
+                    LedgerOutcome::Failed
+                }
+            }
+        }
+    }
 }
 
 /// What shotlist knows about one shot's render.
@@ -90,6 +203,12 @@ pub struct JobLock {
     pub failure: Option<Failure>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub generations: Vec<GenerationLock>,
+    /// What the job was estimated to cost when created (absent: unknown price).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_cost: Option<crate::cost::Money>,
+    /// When the run that created it started (a run's jobs share it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Timestamp>,
 }
 
 /// Where a job stands, in shotlist's terms (both APIs' status words map onto these).
@@ -182,6 +301,55 @@ impl Lockfile {
             version: VERSION,
             revision: REVISION,
             shots: BTreeMap::new(),
+            ledger: Vec::new(),
+        }
+    }
+
+    /// Brings the ledger up to date with the shots' jobs: a job seen for the first time
+    /// is added, a known one takes its latest state; a job no longer under its shot (the
+    /// shot was rendered anew) keeps its last. Never removes an entry.
+    pub fn sync_ledger(&mut self, now: Timestamp) {
+        let mut index: std::collections::HashMap<String, usize> = self
+            .ledger
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.job.clone(), i))
+            .collect();
+        for (shot_id, shot) in &self.shots {
+            for job in &shot.jobs {
+                let outcome = LedgerOutcome::of(job);
+                let i = *index.entry(job.id.clone()).or_insert_with(|| {
+                    self.ledger.push(LedgerEntry {
+                        job: job.id.clone(),
+                        shot: shot_id.clone(),
+                        api: shot.api,
+                        model: shot.model.clone(),
+                        input_hash: shot.input_hash.clone(),
+                        estimated_cost: job.estimated_cost.clone(),
+                        created_at: job.created_at,
+                        run: job.run,
+                        finished_at: None,
+                        downloaded_at: None,
+                        outcome,
+                        message: None,
+                    });
+                    self.ledger.len() - 1
+                });
+                let e = &mut self.ledger[i];
+                e.outcome = outcome;
+                e.finished_at = job.finished_at.or(e.finished_at);
+                if e.estimated_cost.is_none() {
+                    e.estimated_cost = job.estimated_cost.clone();
+                }
+                if outcome == LedgerOutcome::Delivered && e.downloaded_at.is_none() {
+                    e.downloaded_at = Some(now);
+                }
+                e.message = job
+                    .failure
+                    .as_ref()
+                    .map(|f| f.message.clone())
+                    .or(e.message.take());
+            }
         }
     }
 
@@ -410,6 +578,8 @@ mod tests {
             inputs: None,
             request: serde_json::json!({"prompt": "p", "width": 480, "height": 480, "n_seconds": 5, "n_variants": 1, "model": "sora"}),
             jobs: vec![JobLock {
+                estimated_cost: None,
+                run: None,
                 id: format!("task_{id}"),
                 variant: 0,
                 status: JobState::Succeeded,

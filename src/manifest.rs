@@ -22,7 +22,7 @@ pub const FORMAT_VERSION: i64 = 1;
 /// Output folder when the manifest names none.
 pub const DEFAULT_OUTPUT: &str = "renders";
 
-pub(crate) const TOP_KEYS: &[&str] = &["version", "api", "output", "defaults", "shots"];
+pub(crate) const TOP_KEYS: &[&str] = &["version", "api", "output", "budget", "defaults", "shots"];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &["model", "size", "seconds", "variants", "style"];
 pub(crate) const SHOT_KEYS: &[&str] = &[
     "id",
@@ -49,6 +49,8 @@ pub struct Storyboard {
     pub api: Api,
     /// Output folder, relative to `dir`, never absolute and never with `..`.
     pub output: PathBuf,
+    /// `budget.max_per_run`: the most one run may spend (the models' currency).
+    pub max_cost_per_run: Option<f64>,
     pub shots: Vec<Shot>,
     /// The shipped catalogue with the board's own models (`shotlist.models.yaml`).
     pub catalogue: Arc<Catalogue>,
@@ -244,11 +246,12 @@ pub fn parse(path: &Path, text: String) -> Result<Storyboard, LoadError> {
         }
     };
     match result {
-        Some((api, output, shots)) if reader.problems.is_empty() => Ok(Storyboard {
+        Some((api, output, budget, shots)) if reader.problems.is_empty() => Ok(Storyboard {
             path: path.to_path_buf(),
             dir,
             api,
             output,
+            max_cost_per_run: budget,
             shots,
             catalogue: Arc::clone(&catalogue),
         }),
@@ -283,7 +286,7 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn manifest(&mut self, root: &Node) -> Option<(Api, PathBuf, Vec<Shot>)> {
+    fn manifest(&mut self, root: &Node) -> Option<(Api, PathBuf, Option<f64>, Vec<Shot>)> {
         let Value::Map(entries) = &root.value else {
             self.problems.push(
                 Problem::new(
@@ -369,7 +372,56 @@ impl Reader<'_> {
             }
             Some(node) => self.shots(node, limits, &defaults),
         };
-        Some((api?, output?, shots))
+        let budget = match fields.get("budget") {
+            None => Some(None),
+            Some(node) => self.budget(node).map(Some),
+        };
+        Some((api?, output?, budget?, shots))
+    }
+
+    /// `budget: {max_per_run: AMOUNT}`: the most one run may spend, in the models'
+    /// currency.
+    fn budget(&mut self, node: &Node) -> Option<f64> {
+        let Value::Map(entries) = &node.value else {
+            self.type_error(
+                node,
+                "a mapping",
+                "write `budget: {max_per_run: 20}`".into(),
+            );
+            return None;
+        };
+        let f = self.fields(entries, &["max_per_run"], "budget");
+        let Some(n) = f.get("max_per_run") else {
+            self.problems.push(
+                Problem::new(node.span.clone(), "`budget` has no `max_per_run`")
+                    .help("write `budget: {max_per_run: 20}` (the most one run may spend)"),
+            );
+            return None;
+        };
+        let amount = match n.value {
+            Value::Int(i) => i as f64,
+            Value::Float(x) => x,
+            _ => {
+                self.type_error(
+                    n,
+                    "an amount",
+                    "write an amount such as `20` or `7.5`".into(),
+                );
+                return None;
+            }
+        };
+        if !(amount.is_finite() && amount >= 0.0) {
+            self.problems.push(
+                Problem::new(
+                    n.span.clone(),
+                    format!("`max_per_run` must be 0 or more, found {amount}"),
+                )
+                .label("not an amount")
+                .help("write the most one run may spend, e.g. `20`"),
+            );
+            return None;
+        }
+        Some(amount)
     }
 
     /// Looks up known keys in a mapping; reports unknown and repeated keys.

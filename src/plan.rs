@@ -133,6 +133,11 @@ pub struct ShotPlan {
     pub jobs_to_create: u32,
     /// Video-seconds to generate (0 unless rendering).
     pub video_seconds: u64,
+    /// The estimated charge of what this shot would create (0 when nothing); `None`:
+    /// the model's price is unknown.
+    pub estimated_cost: Option<f64>,
+    /// What rendering the whole shot costs (for fresh shots: what they are worth).
+    pub full_cost: Option<f64>,
 }
 
 /// The whole plan.
@@ -154,6 +159,14 @@ pub struct Totals {
     pub reuse: usize,
     pub jobs_to_create: u64,
     pub video_seconds: u64,
+    /// The currency of the estimates (the models' prices'), when any is known.
+    pub currency: Option<String>,
+    /// Estimated charge of every job to create, over the shots whose price is known.
+    pub estimated_cost: f64,
+    /// What the fresh shots cost to render (already paid for).
+    pub fresh_cost: f64,
+    /// Shots with something to create whose price is unknown.
+    pub unknown_price: Vec<String>,
 }
 
 /// What to plan for.
@@ -244,6 +257,20 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
         }
         totals.jobs_to_create += u64::from(jobs_to_create);
         totals.video_seconds += video_seconds;
+        let price = crate::cost::rate(&storyboard.catalogue, storyboard.api, shot);
+        let estimated_cost = price.as_ref().map(|r| r.amount * video_seconds as f64);
+        let full_cost = price
+            .as_ref()
+            .map(|r| r.amount * shot.video_seconds() as f64);
+        if let Some(r) = &price {
+            totals.currency.get_or_insert_with(|| r.currency.clone());
+        }
+        match (action, estimated_cost, full_cost) {
+            (Action::Fresh, _, Some(full)) => totals.fresh_cost += full,
+            (_, Some(e), _) => totals.estimated_cost += e,
+            (_, None, _) if jobs_to_create > 0 => totals.unknown_price.push(shot.id.clone()),
+            _ => {}
+        }
         shots.push(ShotPlan {
             id: shot.id.clone(),
             action,
@@ -252,6 +279,8 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
             input_hash,
             jobs_to_create,
             video_seconds,
+            estimated_cost,
+            full_cost,
         });
     }
     Plan {
@@ -580,6 +609,8 @@ mod tests {
             inputs: Some(crate::render_inputs::RenderInputs::of(sb.api, shot)),
             request: serde_json::Value::Null,
             jobs: vec![JobLock {
+                estimated_cost: None,
+                run: None,
                 id: format!("task_{}", shot.id),
                 variant: 0,
                 status: JobState::Succeeded,

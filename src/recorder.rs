@@ -42,6 +42,7 @@ impl Recorder {
     pub fn update<R>(&self, change: impl FnOnce(&mut Lockfile) -> R) -> Result<R, LockError> {
         let mut lock = self.lock.lock().expect("recorder lock");
         let result = change(&mut lock);
+        lock.sync_ledger(jiff::Timestamp::now());
         lock.write(&self.path)?;
         Ok(result)
     }

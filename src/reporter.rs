@@ -86,6 +86,13 @@ pub struct Summary {
     pub requests: u64,
     pub wall_ms: u64,
     pub interrupted: bool,
+    /// Estimated charges of the jobs this run created (retries of lost creates included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_spend: Option<crate::cost::Money>,
+    /// Jobs created whose price is unknown (not in `estimated_spend`).
+    pub unknown_price_jobs: u64,
+    /// Shots the cap kept from starting a job.
+    pub over_budget: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,7 +304,7 @@ pub fn describe(event: &Event) -> Option<String> {
         }
         Event::ShotFailed { id, message } => format!("   FAILED {id}: {message}"),
         Event::Summary(s) => format!(
-            "{}{} rendered, {} downloaded, {} reused, {} skipped, {} failed; {} job{} created, {} video-seconds, {} requests, {:.1}s",
+            "{}{} rendered, {} downloaded, {} reused, {} skipped, {} failed; {} job{} created, {} video-seconds, {} requests, {:.1}s{}",
             if s.interrupted { "interrupted: " } else { "" },
             s.rendered,
             s.downloaded,
@@ -308,9 +315,39 @@ pub fn describe(event: &Event) -> Option<String> {
             if s.jobs_created == 1 { "" } else { "s" },
             s.video_seconds,
             s.requests,
-            s.wall_ms as f64 / 1000.0
+            s.wall_ms as f64 / 1000.0,
+            spend_text(s)
         ),
     })
+}
+
+/// `; est. spend $1.20 (2 jobs of unknown price); the cap stopped 1 shot` (empty when
+/// there is nothing to say).
+fn spend_text(s: &Summary) -> String {
+    let mut out = String::new();
+    if let Some(m) = &s.estimated_spend {
+        out.push_str(&format!("; est. spend {m}"));
+    }
+    if s.unknown_price_jobs > 0 {
+        out.push_str(&format!(
+            "{}{} job{} of unknown price",
+            if s.estimated_spend.is_some() {
+                " + "
+            } else {
+                "; "
+            },
+            s.unknown_price_jobs,
+            if s.unknown_price_jobs == 1 { "" } else { "s" }
+        ));
+    }
+    if s.over_budget > 0 {
+        out.push_str(&format!(
+            "; the cap kept {} shot{} from starting",
+            s.over_budget,
+            if s.over_budget == 1 { "" } else { "s" }
+        ));
+    }
+    out
 }
 
 fn human_bytes(n: u64) -> String {

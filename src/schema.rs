@@ -33,11 +33,25 @@ struct Manifest {
     /// Folder for the videos, relative to the manifest, inside its folder. Default: `renders`.
     #[schemars(regex(pattern = r"^(?!/)(?!.*(^|/)\.\.(/|$))(?!\s*$).+$"))]
     output: Option<String>,
+    /// What one `render` may spend, in the models' currency (USD in the catalogue).
+    budget: Option<Budget>,
     /// Values for every shot that does not set its own.
     defaults: Option<Defaults>,
     /// The shots, rendered in any order; each one's `id` names its output file.
     #[schemars(length(min = 1))]
     shots: Vec<ShotEntry>,
+}
+
+/// What one `render` may spend.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Budget {
+    /// The most one run may spend: it refuses before any request when its estimate is
+    /// higher, and starts no job that would pass it (`render --max-cost` likewise; the
+    /// lower of the two wins).
+    #[schemars(range(min = 0))]
+    max_per_run: f64,
 }
 
 /// Values for every shot that does not set its own.

@@ -32,6 +32,8 @@ pub struct Script {
     pub disk_full: bool,
     /// Jobs never end and report this status word (one no protocol documents).
     pub odd_status: Option<&'static str>,
+    /// Creates whose answer is lost before they reach the service (no job is made).
+    pub lose_creates_unsent: u32,
     /// Creates that succeed before the account runs out of credit (402); `None`: never.
     pub credit_for_creates: Option<u32>,
 }
@@ -50,6 +52,7 @@ impl Default for Script {
             disk_full: false,
             odd_status: None,
             credit_for_creates: None,
+            lose_creates_unsent: 0,
         }
     }
 }
@@ -170,8 +173,16 @@ impl Provider for MemoryProvider {
                 Some(n) => *n -= 1,
                 None => {}
             }
-            let id = format!("mem_{}", state.2.len() + 1);
             let now = (jiff::Timestamp::now()).as_second();
+            if state.0.lose_creates_unsent > 0 {
+                state.0.lose_creates_unsent -= 1;
+                return Err(ApiError::CreateOutcomeUnknown {
+                    message: "the connection dropped before the request was sent".into(),
+                    since_unix: now - 120,
+                    request: serde_json::Value::Null,
+                });
+            }
+            let id = format!("mem_{}", state.2.len() + 1);
             let job = self.job_for(&id, req, now, &state.0);
             state.2.push(MemJob {
                 job: job.clone(),

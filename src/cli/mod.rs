@@ -13,6 +13,7 @@ pub mod plan;
 pub mod render;
 pub mod schema;
 pub mod selection;
+pub mod spend;
 pub mod validate;
 
 /// Render a whole storyboard of AI-generated video shots from one YAML manifest.
@@ -35,6 +36,8 @@ pub enum Command {
     Schema(schema::Args),
     /// List the models shotlist knows: limits, prices and the source of every fact.
     Models(models::Args),
+    /// What the board's jobs cost: spent, delivered, wasted (from the lockfile).
+    Spend(spend::Args),
     /// Run the local emulator of the video APIs (placeholder videos, no account).
     #[cfg(feature = "emulator")]
     Emulator(emulator::Args),
@@ -95,6 +98,7 @@ pub fn main() -> ExitCode {
             Command::Validate(args) => validate::execute(args).await,
             Command::Schema(args) => schema::execute(args).await,
             Command::Models(args) => models::execute(args).await,
+            Command::Spend(args) => spend::execute(args).await,
             #[cfg(feature = "emulator")]
             Command::Emulator(args) => emulator::execute(args).await,
         }

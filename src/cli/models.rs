@@ -82,20 +82,27 @@ fn model_text(out: &mut String, m: &Model, takes_per_job: bool) {
     let seconds = m.seconds.rule().map(|r| r.describe()).unwrap_or_else(|e| e);
     let max_takes = m.sizes.iter().map(|s| s.max_takes).max().unwrap_or(1);
     let price = match &m.price {
-        Some(p) if p.by_size.is_empty() => format!("{} {:.2}/s", p.currency, p.per_second),
+        Some(p) if p.by_size.is_empty() => format!("{} {}/s", p.currency, money_rate(p.per_second)),
         Some(p) => {
             let others: Vec<String> = p
                 .by_size
                 .iter()
                 .map(|b| {
-                    let sizes: Vec<String> = b.sizes.iter().map(|s| s.to_string()).collect();
-                    format!("{:.2}/s at {}", b.per_second, sizes.join(", "))
+                    let mut when = Vec::new();
+                    if !b.sizes.is_empty() {
+                        let sizes: Vec<String> = b.sizes.iter().map(|s| s.to_string()).collect();
+                        when.push(format!("at {}", sizes.join(", ")));
+                    }
+                    for (k, v) in &b.params {
+                        when.push(format!("with {k}: {v}"));
+                    }
+                    format!("{}/s {}", money_rate(b.per_second), when.join(" "))
                 })
                 .collect();
             format!(
-                "{} {:.2}/s; {}",
+                "{} {}/s; {}",
                 p.currency,
-                p.per_second,
+                money_rate(p.per_second),
                 others.join("; ")
             )
         }
@@ -155,5 +162,15 @@ fn model_text(out: &mut String, m: &Model, takes_per_job: bool) {
             s.date,
             s.facts.join(", ")
         );
+    }
+}
+
+/// A rate with as many decimals as it has (0.10, 0.112), at least two.
+fn money_rate(r: f64) -> String {
+    let three = format!("{r:.3}");
+    if three.ends_with('0') {
+        format!("{r:.2}")
+    } else {
+        three
     }
 }

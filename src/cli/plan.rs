@@ -42,9 +42,16 @@ pub fn render_text(file: &str, plan: &Plan) -> String {
         plan.api, plan.endpoint
     );
     let width = plan.shots.iter().map(|s| s.id.len()).max().unwrap_or(0);
+    let currency = plan.totals.currency.as_deref().unwrap_or("USD");
+    let money = |amount: f64| crate::cost::Money::new(amount, currency).to_string();
     for s in &plan.shots {
         let action = s.action.as_str();
-        let _ = writeln!(out, "  {action:<8}  {:<width$}  {}", s.id, s.reason);
+        let cost = match (s.jobs_to_create, s.estimated_cost) {
+            (0, _) => String::new(),
+            (_, Some(c)) => format!("  ~{}", money(c)),
+            (_, None) => "  price unknown".to_owned(),
+        };
+        let _ = writeln!(out, "  {action:<8}  {:<width$}  {}{cost}", s.id, s.reason);
     }
     let t = &plan.totals;
     let _ = writeln!(
@@ -61,6 +68,20 @@ pub fn render_text(file: &str, plan: &Plan) -> String {
         plural(t.jobs_to_create),
         t.video_seconds,
         plural(t.video_seconds)
+    );
+    let unknown = match t.unknown_price.len() {
+        0 => String::new(),
+        n => format!(
+            "; {n} shot{} of unknown price ({})",
+            plural(n as u64),
+            t.unknown_price.join(", ")
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "estimated cost: {} to create{unknown}; {} already fresh",
+        money(t.estimated_cost),
+        money(t.fresh_cost)
     );
     out
 }

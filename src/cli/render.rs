@@ -38,6 +38,14 @@ pub struct Args {
     /// provider's documented limit].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rpm: Option<u32>,
+    /// The most this run may spend, in the models' currency: refused before any request
+    /// when the estimate is higher, and no job starts that would pass it (also
+    /// `budget: {max_per_run: ...}` in the manifest; the lower wins).
+    #[arg(long, value_name = "AMOUNT", value_parser = parse_amount)]
+    pub max_cost: Option<f64>,
+    /// Under a cap, let jobs whose price is unknown start (else they count as over it).
+    #[arg(long)]
+    pub allow_unknown_price: bool,
     /// Do not save thumbnails beside the videos.
     #[arg(long)]
     pub no_thumbnails: bool,
@@ -54,7 +62,26 @@ pub struct Args {
     pub time_scale: Option<f64>,
 }
 
+fn parse_amount(s: &str) -> Result<f64, String> {
+    match s.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not an amount such as `20` or `7.50`")),
+    }
+}
+
 impl Args {
+    /// The run's cap: `--max-cost`, the manifest's `budget.max_per_run`, the lower of both.
+    fn budget_for(&self, storyboard: &crate::manifest::Storyboard) -> Option<crate::cost::Budget> {
+        let max = match (self.max_cost, storyboard.max_cost_per_run) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(crate::cost::Budget {
+            max,
+            allow_unknown: self.allow_unknown_price,
+        })
+    }
+
     /// `--jobs`, else what the provider documents (the catalogue).
     fn jobs_for(&self, storyboard: &crate::manifest::Storyboard) -> usize {
         self.jobs.map_or_else(
@@ -163,6 +190,18 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         }
     }
 
+    // The cap, before any request: the plan's estimate must fit it.
+    let budget = args.budget_for(&storyboard);
+    if let Some(budget) = &budget
+        && let Err(message) = over_budget(&plan, budget)
+    {
+        eprintln!("error: {message}");
+        eprintln!(
+            "  help: raise --max-cost (or `budget.max_per_run`), render fewer shots (`shotlist render SHOT...`), or see `shotlist plan` for each shot's estimate"
+        );
+        return Ok(ExitCode::from(exit_codes::OVER_BUDGET));
+    }
+
     let reporter = Arc::new(Reporter::new(Mode::detect(args.json)));
     let to_do = plan
         .shots
@@ -237,6 +276,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         thumbnails: !args.no_thumbnails,
         force: args.selection.force,
         verify: args.selection.verify,
+        budget,
         ..Config::for_service().scaled(time_scale)
     };
 
@@ -301,6 +341,12 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
             eprintln!(
                 "  help: the run stopped and started nothing new; jobs already running were followed and recorded. \
                  Add credit at the provider (or raise the key's limit), then run again"
+            );
+        }
+        engine::RenderError::OverBudget(_) => {
+            eprintln!("error: {error}");
+            eprintln!(
+                "  help: what started is recorded; raise --max-cost (or `budget.max_per_run`) and run again to render the rest"
             );
         }
         engine::RenderError::ShotsFailed(_) => {
@@ -501,6 +547,48 @@ async fn stop_local(emulator: LocalEmulator) {
 #[cfg(not(feature = "emulator"))]
 async fn stop_local(emulator: LocalEmulator) {
     match emulator {}
+}
+
+/// Why `plan` does not fit `budget`: its estimate is over the cap (naming the most
+/// expensive shots), or a shot to render has no known price and unknown prices are not
+/// allowed.
+fn over_budget(plan: &crate::plan::Plan, budget: &crate::cost::Budget) -> Result<(), String> {
+    let currency = plan.totals.currency.as_deref().unwrap_or("USD");
+    let money = |a: f64| crate::cost::Money::new(a, currency).to_string();
+    if !plan.totals.unknown_price.is_empty() && !budget.allow_unknown {
+        return Err(format!(
+            "under a cap of {}, {} would be rendered with no known price ({}); an unknown price counts as over any cap (--allow-unknown-price to go ahead)",
+            money(budget.max),
+            if plan.totals.unknown_price.len() == 1 {
+                "1 shot"
+            } else {
+                "shots"
+            },
+            plan.totals.unknown_price.join(", ")
+        ));
+    }
+    let total = plan.totals.estimated_cost;
+    if total <= budget.max + 1e-9 {
+        return Ok(());
+    }
+    let mut costly: Vec<(&str, f64)> = plan
+        .shots
+        .iter()
+        .filter(|s| s.jobs_to_create > 0)
+        .filter_map(|s| Some((s.id.as_str(), s.estimated_cost?)))
+        .collect();
+    costly.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    let named: Vec<String> = costly
+        .iter()
+        .take(3)
+        .map(|(id, c)| format!("{id} ~{}", money(*c)))
+        .collect();
+    Err(format!(
+        "this run would cost about {}, over the cap of {}; the most expensive: {}",
+        money(total),
+        money(budget.max),
+        named.join(", ")
+    ))
 }
 
 /// A throwaway key for the in-process emulator: the client and server agree on it, and

@@ -42,6 +42,9 @@ impl Run {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            // Every attempt that may make a job is charged against the cap, a retry of a
+            // lost create too: it may be a second paid job.
+            let estimate = self.reserve(work, &req)?;
             self.recorder
                 .update(|l| {
                     self.ensure_entry(l, work);
@@ -96,7 +99,8 @@ impl Run {
                     }
                 }
                 Err(e) => {
-                    // The service answered: no job was made.
+                    // The service answered: no job was made, nothing to pay.
+                    self.refund(estimate.as_ref());
                     let _ = self.recorder.update(|l| {
                         if let Some(shot) = l.shots.get_mut(id) {
                             shot.creating.remove(&(index as u32));
@@ -105,6 +109,48 @@ impl Run {
                     return Err(self.api_failure("failed to create the job", e));
                 }
             }
+        }
+    }
+
+    /// The estimated charge of one create of `req` for `work`'s shot, committed to this
+    /// run's spend; refused when the cap would be passed (the shot is then noted).
+    pub(super) fn reserve(
+        &self,
+        work: &ShotWork,
+        req: &JobRequest,
+    ) -> Result<Option<crate::cost::Money>, ShotError> {
+        let estimate = crate::cost::estimate(
+            &self.storyboard.catalogue,
+            self.storyboard.api,
+            &work.plan.shot,
+            u64::from(req.seconds) * u64::from(req.variants),
+        );
+        let mut spend = self.spend.lock().expect("spend lock");
+        if let Some(budget) = &self.config.budget
+            && let Err(why) = crate::cost::fits(budget, spend.committed, estimate.as_ref())
+        {
+            spend.over_budget.insert(work.plan.id.clone());
+            return Err(ShotError::OverBudget(format!(
+                "a job of `{}`: {why}",
+                work.plan.id
+            )));
+        }
+        match &estimate {
+            Some(m) => {
+                spend.committed += m.amount;
+                spend.currency.get_or_insert_with(|| m.currency.clone());
+            }
+            None => spend.unknown += 1,
+        }
+        Ok(estimate)
+    }
+
+    /// Gives back a reservation whose create made no job.
+    pub(super) fn refund(&self, estimate: Option<&crate::cost::Money>) {
+        let mut spend = self.spend.lock().expect("spend lock");
+        match estimate {
+            Some(m) => spend.committed -= m.amount,
+            None => spend.unknown = spend.unknown.saturating_sub(1),
         }
     }
 
@@ -214,7 +260,20 @@ impl Run {
             .lock()
             .expect("known lock")
             .insert(job.id.clone());
+        let takes = if self.per_job() {
+            work.plan.shot.variants
+        } else {
+            1
+        };
+        let estimated_cost = crate::cost::estimate(
+            &self.storyboard.catalogue,
+            self.storyboard.api,
+            &work.plan.shot,
+            u64::from(work.plan.shot.seconds) * u64::from(takes),
+        );
         let lock = JobLock {
+            estimated_cost,
+            run: Some(self.origin.0),
             id: job.id.clone(),
             variant: if self.per_job() { 0 } else { index as u32 + 1 },
             status: JobState::Pending,

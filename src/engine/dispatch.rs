@@ -42,6 +42,7 @@ pub async fn run(
         stop,
         endpoint: plan.endpoint.clone(),
         jobs_created: AtomicU64::new(0),
+        spend: Mutex::new(Spend::default()),
         known_jobs: Mutex::new(known),
         origin: (Timestamp::now(), tokio::time::Instant::now()),
     });
@@ -156,6 +157,22 @@ pub async fn run(
         requests: run.client.requests(),
         wall_ms: reporter.elapsed().as_millis() as u64,
         interrupted: run.stop.requested() && run.stop.fatal_error().is_none(),
+        ..Summary::default()
+    };
+    let (summary, over_budget) = {
+        let spend = run.spend.lock().expect("spend lock");
+        (
+            Summary {
+                estimated_spend: spend
+                    .currency
+                    .as_ref()
+                    .map(|c| crate::cost::Money::new(spend.committed, c)),
+                unknown_price_jobs: spend.unknown,
+                over_budget: spend.over_budget.len(),
+                ..summary
+            },
+            spend.over_budget.iter().cloned().collect::<Vec<_>>(),
+        )
     };
     outcomes.sort_by(|a, b| a.0.cmp(&b.0));
     let fatal = run.stop.fatal_error();
@@ -166,6 +183,7 @@ pub async fn run(
         outcomes,
         summary,
         fatal,
+        over_budget,
     }
 }
 

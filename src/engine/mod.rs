@@ -56,6 +56,8 @@ pub struct Config {
     /// `--verify`: a recorded file is hashed, not trusted by size and mtime, so a
     /// corrupted video that `plan --verify` calls modified is downloaded again.
     pub verify: bool,
+    /// The run's spending cap: no job starts whose estimated charge would pass it.
+    pub budget: Option<crate::cost::Budget>,
 }
 
 impl Config {
@@ -71,6 +73,7 @@ impl Config {
             thumbnails: true,
             force: false,
             verify: false,
+            budget: None,
         }
     }
 
@@ -146,6 +149,9 @@ pub enum ShotError {
     /// Saving or moving the shot's files failed.
     #[error("{0}")]
     Files(String),
+    /// The run's cap kept a job from starting.
+    #[error("not started within the cap: {0}")]
+    OverBudget(String),
 }
 
 impl From<lockfile::LockError> for ShotError {
@@ -169,6 +175,9 @@ pub enum RenderError {
     /// The account ran out of credit (402): nothing new was started.
     #[error("{0}")]
     OutOfCredit(String),
+    /// The cap kept jobs of these shots from starting.
+    #[error("the cap kept {} shot{} from starting: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
+    OverBudget(Vec<String>),
     #[error("{} shot{} failed: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
     ShotsFailed(Vec<String>),
     #[error("interrupted; what finished is recorded")]
@@ -181,6 +190,7 @@ impl RenderError {
             RenderError::CredentialRefused(_) => crate::exit_codes::AUTH,
             RenderError::OutOfCredit(_) => crate::exit_codes::OUT_OF_CREDIT,
             RenderError::ShotsFailed(_) => crate::exit_codes::SHOTS_FAILED,
+            RenderError::OverBudget(_) => crate::exit_codes::OVER_BUDGET,
             RenderError::Interrupted => crate::exit_codes::INTERRUPTED,
         }
     }
@@ -195,6 +205,9 @@ impl Report {
             } else {
                 RenderError::CredentialRefused(fatal.message.clone())
             });
+        }
+        if !self.over_budget.is_empty() {
+            return Some(RenderError::OverBudget(self.over_budget.clone()));
         }
         let failed: Vec<String> = self
             .outcomes
@@ -229,6 +242,8 @@ pub struct Report {
     pub summary: Summary,
     /// Set when a rejected credential (or an account out of credit) stopped the run.
     pub fatal: Option<Fatal>,
+    /// Shots the cap kept from starting a job, sorted.
+    pub over_budget: Vec<String>,
 }
 
 struct Run {
@@ -242,6 +257,9 @@ struct Run {
     stop: Arc<Stop>,
     endpoint: String,
     jobs_created: AtomicU64,
+    /// Estimated charges of the creates this run sent (each attempt that may have made a
+    /// job), and the shots the cap stopped.
+    spend: Mutex<Spend>,
     /// When to poll again, learning from finished jobs.
     schedule: poll::PollSchedule,
     /// Job ids this run knows, so reconciliation never adopts another shot's job.
@@ -322,6 +340,16 @@ fn ts(unix: i64) -> Option<Timestamp> {
         .contains(&unix)
         .then(|| Timestamp::from_second(unix).ok())
         .flatten()
+}
+
+/// What this run has committed to spend, by estimate.
+#[derive(Debug, Default)]
+struct Spend {
+    committed: f64,
+    currency: Option<String>,
+    /// Creates of unknown price sent.
+    unknown: u64,
+    over_budget: std::collections::BTreeSet<String>,
 }
 
 /// Where one shot stands in this run. Moves forward only: a failure or a stop is final.

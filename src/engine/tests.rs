@@ -402,6 +402,8 @@ async fn a_recorded_job_that_is_another_shots_is_not_taken() {
             inputs: Some(crate::render_inputs::RenderInputs::of(sb.api, &sb.shots[0])),
             request: serde_json::Value::Null,
             jobs: vec![lockfile::JobLock {
+                estimated_cost: None,
+                run: None,
                 id: foreign.clone(),
                 variant: 0,
                 status: JobState::Pending,
@@ -479,4 +481,66 @@ async fn out_of_credit_stops_the_run_and_starts_nothing_new() {
         .filter(|(_, o)| matches!(o, Outcome::NotStarted))
         .count();
     assert_eq!((done, not_started), (1, 2), "{:?}", report.outcomes);
+}
+
+/// The cap counts every create that may have made a job: a lost create whose job never
+/// appears is retried only while the retry fits, and the run says the cap stopped it.
+#[tokio::test(start_paused = true)]
+async fn a_retry_that_would_pass_the_cap_is_not_sent() {
+    let board = Board::new("openai-videos", 1);
+    let provider = memory(
+        Api::OpenaiVideos,
+        true,
+        Script {
+            lose_creates_unsent: 1,
+            ..Script::default()
+        },
+    );
+    // One job of sora-2, 4 s at $0.10/s: $0.40. The cap admits one attempt, not two.
+    let budget = crate::cost::Budget {
+        max: 0.5,
+        allow_unknown: false,
+    };
+    let report = board
+        .render(
+            &provider,
+            Config {
+                budget: Some(budget.clone()),
+                ..config()
+            },
+        )
+        .await;
+    assert_eq!(provider.counters().creates, 1, "the retry was not sent");
+    let error = report.error().expect("the cap stopped the shot");
+    assert_eq!(error.exit_code(), crate::exit_codes::OVER_BUDGET, "{error}");
+    assert_eq!(report.over_budget, ["a"]);
+    assert!(
+        matches!(outcome(&report), Outcome::Failed(m) if m.contains("cap")),
+        "{:?}",
+        report.outcomes
+    );
+    let spend = report.summary.estimated_spend.clone().unwrap();
+    assert!((spend.amount - 0.4).abs() < 1e-9, "{spend:?}");
+
+    // With room for both, the retry goes out and the shot renders.
+    let provider = memory(
+        Api::OpenaiVideos,
+        true,
+        Script {
+            lose_creates_unsent: 1,
+            ..Script::default()
+        },
+    );
+    let report = board
+        .render(
+            &provider,
+            Config {
+                budget: Some(crate::cost::Budget { max: 0.8, ..budget }),
+                ..config()
+            },
+        )
+        .await;
+    assert_eq!(provider.counters().creates, 2);
+    assert!(report.error().is_none(), "{:?}", report.outcomes);
+    assert!((report.summary.estimated_spend.unwrap().amount - 0.8).abs() < 1e-9);
 }

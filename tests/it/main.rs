@@ -2,6 +2,7 @@
 
 mod cli;
 mod corpus;
+mod cost;
 mod emulator_cli;
 mod gateway;
 mod marketplaces;

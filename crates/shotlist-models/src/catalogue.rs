@@ -371,20 +371,55 @@ pub struct Price {
     pub by_size: Vec<SizePrice>,
 }
 
+/// Another rate: at these sizes (any, when empty) and with these params (any, when
+/// empty; a param the shot leaves out counts as its default).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SizePrice {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sizes: Vec<Size>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, serde_json::Value>,
     pub per_second: f64,
 }
 
 impl Price {
-    /// The rate for one second of video at `size`.
+    /// The rate for one second of video at `size`, whatever the params.
     pub fn per_second_at(&self, size: Size) -> f64 {
         self.by_size
             .iter()
-            .find(|p| p.sizes.contains(&size))
+            .find(|p| p.params.is_empty() && p.sizes.contains(&size))
             .map_or(self.per_second, |p| p.per_second)
+    }
+}
+
+impl Model {
+    /// What one second of one take costs at `size` with `params` (the shot's own; a
+    /// param left out counts as the model's default), in the price's currency. `None`:
+    /// the price is unknown.
+    pub fn price_per_second(
+        &self,
+        size: Size,
+        params: &BTreeMap<String, serde_json::Value>,
+    ) -> Option<(f64, &str)> {
+        let price = self.price.as_ref()?;
+        let value = |name: &str| {
+            params.get(name).or_else(|| {
+                self.params
+                    .iter()
+                    .find(|p| p.name == name)
+                    .and_then(|p| p.default.as_ref())
+            })
+        };
+        let rate = price
+            .by_size
+            .iter()
+            .find(|p| {
+                (p.sizes.is_empty() || p.sizes.contains(&size))
+                    && p.params.iter().all(|(k, v)| value(k) == Some(v))
+            })
+            .map_or(price.per_second, |p| p.per_second);
+        Some((rate, price.currency.as_str()))
     }
 }
 
