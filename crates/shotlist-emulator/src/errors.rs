@@ -63,7 +63,7 @@ pub struct ApiErrorParts {
     pub flavor: Flavor,
     pub status: StatusCode,
     /// Azure and OpenAI: `code`; fal: `error_type` (and `X-Fal-Error-Type`); Replicate:
-    /// the problem's `title`.
+    /// the problem's `title`; OpenRouter: not shown (its `code` is the HTTP status).
     pub code: Option<String>,
     pub message: String,
     pub param: Option<String>,
@@ -179,9 +179,7 @@ impl ApiError {
             Flavor::OpenAi => "invalid_value",
             Flavor::Fal => "bad_request",
             Flavor::Replicate => "Bad request",
-            Flavor::OpenRouter => {
-                return ApiError::new(flavor, StatusCode::BAD_REQUEST, None, message).param(param);
-            }
+            Flavor::OpenRouter => "bad_request",
         };
         ApiError::new(flavor, StatusCode::BAD_REQUEST, Some(code), message).param(param)
     }
@@ -335,10 +333,7 @@ impl ApiError {
             Flavor::Azure | Flavor::OpenAi => "internal_error",
             Flavor::Fal => "runner_server_error",
             Flavor::Replicate => "Internal Server Error",
-            Flavor::OpenRouter => {
-                return ApiError::new(flavor, StatusCode::INTERNAL_SERVER_ERROR, None, message)
-                    .kind("server_error");
-            }
+            Flavor::OpenRouter => "internal_error",
         };
         ApiError::new(
             flavor,
@@ -370,12 +365,10 @@ impl ApiError {
                 flavor,
                 status,
                 Some(match flavor {
-                    Flavor::Azure | Flavor::OpenAi => "service_unavailable",
+                    Flavor::Azure | Flavor::OpenAi | Flavor::OpenRouter => "service_unavailable",
                     Flavor::Fal => "runner_unavailable",
                     Flavor::Replicate => "Service Unavailable",
-                    Flavor::OpenRouter => "service_unavailable",
-                })
-                .filter(|_| flavor != Flavor::OpenRouter),
+                }),
                 "The service is temporarily unavailable (injected by the emulator's `--faults`).",
             )
             .kind("server_error"),
