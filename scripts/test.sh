@@ -14,11 +14,11 @@ if ! command -v ffprobe >/dev/null 2>&1; then
   need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
 fi
 
-# The official OpenAI, Replicate and fal Python clients must work unchanged against the emulator.
+# The official OpenAI, Replicate, fal and OpenRouter Python clients must work unchanged against the emulator.
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import openai, replicate, fal_client' >/dev/null 2>&1; then
-  echo "==> installing the openai, replicate and fal-client Python packages from PyPI"
-  "$PY" -m pip install --quiet --disable-pip-version-check 'openai>=2.3' 'replicate>=1,<2' 'fal-client>=1'
+if ! "$PY" -c 'import openai, replicate, fal_client, openrouter' >/dev/null 2>&1; then
+  echo "==> installing the openai, replicate, fal-client and openrouter Python packages from PyPI"
+  "$PY" -m pip install --quiet --disable-pip-version-check 'openai>=2.3' 'replicate>=1,<2' 'fal-client>=1' 'openrouter>=1'
 fi
 export SHOTLIST_TEST_PYTHON="$PY"
 

@@ -1,6 +1,7 @@
 //! The `--api-key` check, in each service's own scheme: `api-key: KEY` or
 //! `Authorization: Bearer KEY` (Azure, OpenAI), `Authorization: Key KEY` (fal, where the key
-//! may be `id:secret`), `Authorization: Bearer TOKEN` or `Token TOKEN` (Replicate).
+//! may be `id:secret`), `Authorization: Bearer TOKEN` or `Token TOKEN` (Replicate),
+//! `Authorization: Bearer KEY` (OpenRouter).
 //!
 //! Comparison is constant-time (both sides are hashed to a fixed length first, so even the
 //! key's length does not leak through timing). This module must never log, echo or store
@@ -24,7 +25,7 @@ pub enum AuthOutcome {
 /// The `Authorization` schemes a service takes (with their trailing space).
 fn schemes(flavor: Flavor) -> &'static [&'static [u8]] {
     match flavor {
-        Flavor::Azure | Flavor::OpenAi => &[b"bearer "],
+        Flavor::Azure | Flavor::OpenAi | Flavor::OpenRouter => &[b"bearer "],
         Flavor::Fal => &[b"key "],
         Flavor::Replicate => &[b"bearer ", b"token "],
     }

@@ -5,13 +5,16 @@
 //! `{"error": {"message", "type", "param", "code"}}` (the spec's `ErrorResponse`, nulls
 //! included). fal: `{"detail": "...", "error_type"?}` with `X-Fal-Error-Type`, or for input
 //! errors `{"detail": [{"loc", "msg", "type", ...}]}`. Replicate: RFC 7807 problem details
-//! `{"type", "title", "status", "detail"}` (+ `invalid_fields` for input errors). Retry
-//! hints are real time, so a client that obeys them waits the right amount at any
+//! `{"type", "title", "status", "detail"}` (+ `invalid_fields` for input errors).
+//! OpenRouter: `{"error": {"code", "message", "metadata"?}}` with `code` the HTTP status
+//! (the spec's `BadRequestResponse` and siblings), and on 429 `X-RateLimit-Limit`,
+//! `X-RateLimit-Remaining` and `X-RateLimit-Reset` (unix milliseconds). Retry hints are
+//! real time, so a client that obeys them waits the right amount at any
 //! `--time-scale`. Messages must never echo a credential.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,18 +27,21 @@ pub enum Flavor {
     OpenAi,
     Fal,
     Replicate,
+    OpenRouter,
 }
 
 impl Flavor {
     /// The flavor of whatever route `path` is on (used before routing, e.g. for 401/429):
-    /// the OpenAI and Azure prefixes, Replicate's `/v1/models/` and `/v1/predictions`, and
-    /// fal for every other path (fal's paths are model ids).
+    /// OpenRouter's `/api/v1`, the OpenAI and Azure prefixes, Replicate's `/v1/models/` and
+    /// `/v1/predictions`, and fal for every other path (fal's paths are model ids).
     pub fn for_path(path: &str) -> Flavor {
         let under = |prefix: &str| {
             path.strip_prefix(prefix)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         };
-        if under("/v1/videos") || under("/openai/v1/videos") {
+        if under("/api") {
+            Flavor::OpenRouter
+        } else if under("/v1/videos") || under("/openai/v1/videos") {
             Flavor::OpenAi
         } else if under("/v1/models") || under("/v1/predictions") {
             Flavor::Replicate
@@ -57,7 +63,7 @@ pub struct ApiErrorParts {
     pub flavor: Flavor,
     pub status: StatusCode,
     /// Azure and OpenAI: `code`; fal: `error_type` (and `X-Fal-Error-Type`); Replicate:
-    /// the problem's `title`.
+    /// the problem's `title`; OpenRouter: not shown (its `code` is the HTTP status).
     pub code: Option<String>,
     pub message: String,
     pub param: Option<String>,
@@ -65,9 +71,34 @@ pub struct ApiErrorParts {
     /// Real-time wait hint (`Retry-After`, `retry-after-ms`).
     pub retry_after: Option<Duration>,
     pub inner_error: Option<Value>,
-    /// Input errors of fal (the `detail` list, in place of the message) and Replicate
-    /// (`invalid_fields`).
+    /// Input errors of fal (the `detail` list, in place of the message), Replicate
+    /// (`invalid_fields`) and OpenRouter (`metadata.invalid_fields`).
     pub fields: Vec<Value>,
+    /// OpenRouter's 429: the `X-RateLimit-*` headers.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// What OpenRouter's `X-RateLimit-*` headers of a 429 say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per window (`X-RateLimit-Limit`).
+    pub limit: u32,
+    /// When the window admits a request again, unix milliseconds of the real clock
+    /// (`X-RateLimit-Reset`).
+    pub reset_unix_ms: u64,
+}
+
+impl RateLimit {
+    /// `limit` per window, a request admitted again after `wait` (real time).
+    pub fn after(limit: u32, wait: Duration) -> RateLimit {
+        let reset = SystemTime::now() + wait;
+        RateLimit {
+            limit,
+            reset_unix_ms: reset
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        }
+    }
 }
 
 impl std::ops::Deref for ApiError {
@@ -100,6 +131,7 @@ impl ApiError {
             retry_after: None,
             inner_error: None,
             fields: Vec::new(),
+            rate_limit: None,
         }))
     }
 
@@ -123,6 +155,23 @@ impl ApiError {
         self
     }
 
+    /// OpenRouter's `X-RateLimit-*` (with `Retry-After`): `limit` per window, admitted
+    /// again after `wait` (real time). Other flavors ignore the headers.
+    pub fn rate_limited(mut self, limit: u32, wait: Duration) -> ApiError {
+        self.rate_limit = Some(RateLimit::after(limit, wait));
+        self.retry_after(wait)
+    }
+
+    /// OpenRouter's 402: the account's credit does not cover the job.
+    pub fn payment_required(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            Flavor::OpenRouter,
+            StatusCode::PAYMENT_REQUIRED,
+            None,
+            message,
+        )
+    }
+
     /// 400 with a parameter named.
     pub fn invalid(flavor: Flavor, param: &str, message: impl Into<String>) -> ApiError {
         let code = match flavor {
@@ -130,6 +179,7 @@ impl ApiError {
             Flavor::OpenAi => "invalid_value",
             Flavor::Fal => "bad_request",
             Flavor::Replicate => "Bad request",
+            Flavor::OpenRouter => "bad_request",
         };
         ApiError::new(flavor, StatusCode::BAD_REQUEST, Some(code), message).param(param)
     }
@@ -137,7 +187,7 @@ impl ApiError {
     pub fn not_found(flavor: Flavor, message: impl Into<String>) -> ApiError {
         let code = match flavor {
             Flavor::Azure => Some("NotFound"),
-            Flavor::OpenAi | Flavor::Fal => None,
+            Flavor::OpenAi | Flavor::Fal | Flavor::OpenRouter => None,
             Flavor::Replicate => Some("Not found"),
         };
         ApiError::new(flavor, StatusCode::NOT_FOUND, code, message)
@@ -198,6 +248,16 @@ impl ApiError {
                     "You did not pass an authentication token: send `Authorization: Bearer YOUR_TOKEN`."
                 },
             ),
+            Flavor::OpenRouter => ApiError::new(
+                flavor,
+                StatusCode::UNAUTHORIZED,
+                None,
+                if had_credential {
+                    "User not found: check `OPENROUTER_API_KEY` against the emulator's `--api-key`."
+                } else {
+                    "Missing Authentication header: send `Authorization: Bearer YOUR_KEY`."
+                },
+            ),
         }
     }
 
@@ -227,6 +287,13 @@ impl ApiError {
                 format!("Too many requests: at most {rpm} requests per minute (the emulator's `--rpm`). Retry after {secs} seconds."),
             ),
             Flavor::Replicate => ApiError::throttled(wait),
+            Flavor::OpenRouter => ApiError::new(
+                flavor,
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                format!("Rate limit exceeded: at most {rpm} requests per minute (the emulator's `--rpm`). Retry after {secs} seconds."),
+            )
+            .rate_limited(rpm, wait),
         };
         e.retry_after(wait)
     }
@@ -252,7 +319,9 @@ impl ApiError {
         );
         let code = match flavor {
             Flavor::Azure => "too_many_running_jobs",
-            Flavor::OpenAi | Flavor::Fal | Flavor::Replicate => "rate_limit_exceeded",
+            Flavor::OpenAi | Flavor::Fal | Flavor::Replicate | Flavor::OpenRouter => {
+                "rate_limit_exceeded"
+            }
         };
         ApiError::new(flavor, StatusCode::TOO_MANY_REQUESTS, Some(code), message)
             .kind("requests")
@@ -264,6 +333,7 @@ impl ApiError {
             Flavor::Azure | Flavor::OpenAi => "internal_error",
             Flavor::Fal => "runner_server_error",
             Flavor::Replicate => "Internal Server Error",
+            Flavor::OpenRouter => "internal_error",
         };
         ApiError::new(
             flavor,
@@ -284,7 +354,7 @@ impl ApiError {
                 match flavor {
                     Flavor::Azure => Some("429"),
                     Flavor::OpenAi => Some("rate_limit_exceeded"),
-                    Flavor::Fal => None,
+                    Flavor::Fal | Flavor::OpenRouter => None,
                     Flavor::Replicate => Some("Request was throttled"),
                 },
                 "Rate limit reached (injected by the emulator's `--faults`). Please retry after 1 second.",
@@ -295,7 +365,7 @@ impl ApiError {
                 flavor,
                 status,
                 Some(match flavor {
-                    Flavor::Azure | Flavor::OpenAi => "service_unavailable",
+                    Flavor::Azure | Flavor::OpenAi | Flavor::OpenRouter => "service_unavailable",
                     Flavor::Fal => "runner_unavailable",
                     Flavor::Replicate => "Service Unavailable",
                 }),
@@ -356,6 +426,23 @@ impl ApiError {
                 }
                 body
             }
+            Flavor::OpenRouter => {
+                let mut error = json!({
+                    "code": self.status.as_u16(),
+                    "message": self.message,
+                });
+                let mut metadata = serde_json::Map::new();
+                if let Some(param) = &self.param {
+                    metadata.insert("param".into(), json!(param));
+                }
+                if !self.fields.is_empty() {
+                    metadata.insert("invalid_fields".into(), json!(self.fields));
+                }
+                if !metadata.is_empty() {
+                    error["metadata"] = Value::Object(metadata);
+                }
+                json!({ "error": error })
+            }
         }
     }
 }
@@ -387,6 +474,15 @@ impl IntoResponse for ApiError {
             if self.flavor == Flavor::Azure {
                 headers.insert("x-ms-retry-after-ms", ms);
             }
+        }
+        if let Some(limit) = self
+            .rate_limit
+            .filter(|_| self.flavor == Flavor::OpenRouter)
+        {
+            let headers = response.headers_mut();
+            headers.insert("x-ratelimit-limit", HeaderValue::from(limit.limit));
+            headers.insert("x-ratelimit-remaining", HeaderValue::from(0u32));
+            headers.insert("x-ratelimit-reset", HeaderValue::from(limit.reset_unix_ms));
         }
         response
     }

@@ -31,6 +31,8 @@ pub struct FaultSpec {
     pub p_fail: f64,
     /// Creates only: the job fails moderation (`input_moderation` / `moderation_blocked`).
     pub p_moderation: f64,
+    /// OpenRouter creates only: refused with 402 (out of credits), no job made.
+    pub p_402: f64,
     /// Delay of a `slow` response, in real time.
     pub slow_delay: Duration,
 }
@@ -46,6 +48,7 @@ impl Default for FaultSpec {
             p_truncate: 0.0,
             p_fail: 0.0,
             p_moderation: 0.0,
+            p_402: 0.0,
             slow_delay: Duration::from_secs(2),
         }
     }
@@ -76,7 +79,7 @@ pub enum FaultSpecError {
     NotAPair(String),
     #[error("unknown fault kind `{0}`")]
     #[diagnostic(help(
-        "known kinds: `429`, `500`, `503`, `drop`, `slow`, `truncate`, `fail`, `moderation` (and `slow-ms=N`)"
+        "known kinds: `429`, `500`, `503`, `drop`, `slow`, `truncate`, `fail`, `moderation`, `402` (and `slow-ms=N`)"
     ))]
     UnknownKind(String),
     #[error("invalid probability `{value}` for `{kind}`")]
@@ -116,6 +119,7 @@ impl FromStr for FaultSpec {
                 "truncate" => &mut spec.p_truncate,
                 "fail" => &mut spec.p_fail,
                 "moderation" => &mut spec.p_moderation,
+                "402" => &mut spec.p_402,
                 _ => return Err(FaultSpecError::UnknownKind(kind.to_owned())),
             };
             let p: f64 = value
@@ -157,6 +161,7 @@ impl fmt::Display for FaultSpec {
             ("truncate", self.p_truncate),
             ("fail", self.p_fail),
             ("moderation", self.p_moderation),
+            ("402", self.p_402),
         ];
         let mut parts: Vec<String> = pairs
             .iter()
@@ -226,6 +231,13 @@ impl Faults {
         self.draw() < self.spec.p_truncate
     }
 
+    /// Decided once per OpenRouter create that passed its checks, before the job is made:
+    /// whether it is refused with 402. Other APIs never draw it, so their fault sequence
+    /// is the same whatever `402` is.
+    pub fn payment_required(&self) -> bool {
+        self.draw() < self.spec.p_402
+    }
+
     /// Decided once per job created.
     pub fn on_create(&self) -> Option<JobFault> {
         let r = self.draw();
@@ -245,9 +257,11 @@ mod tests {
 
     #[test]
     fn parses_and_prints_a_spec() {
-        let spec: FaultSpec = "429=0.1, 500=0.05,drop=0.02,slow=0.1,slow-ms=300,moderation=0.5"
-            .parse()
-            .unwrap();
+        let spec: FaultSpec =
+            "429=0.1, 500=0.05,drop=0.02,slow=0.1,slow-ms=300,moderation=0.5,402=0.25"
+                .parse()
+                .unwrap();
+        assert_eq!(spec.p_402, 0.25);
         assert_eq!(spec.p_429, 0.1);
         assert_eq!(spec.p_drop, 0.02);
         assert_eq!(spec.slow_delay, Duration::from_millis(300));

@@ -1,6 +1,7 @@
 //! Identifiers the emulated services hand out: `task_01…`/`gen_01…` (lowercase ULIDs, as
 //! Azure's), `video_…` (hex, as OpenAI's), fal request ids (UUIDs), Replicate prediction
-//! ids (26 lowercase base32 characters), the tokens of media URLs (128 random bits) and
+//! ids (26 lowercase base32 characters), OpenRouter job ids (`gen-vid-<unix seconds>-<20
+//! alphanumerics>`, the format its Python client documents), the tokens of media URLs (128 random bits) and
 //! request ids (`apim-request-id`).
 //!
 //! The random part comes from a generator seeded with `--seed`, so a seeded run hands out
@@ -11,6 +12,8 @@ use std::sync::Mutex;
 
 /// Crockford base32, lowercase, as in Azure's ids (`task_01jwcet0eje35tc5jy54yjax5q`).
 const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+const ALPHANUMERIC: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 #[derive(Debug)]
 pub struct IdGen {
@@ -49,6 +52,19 @@ impl IdGen {
 
     pub fn video(&self) -> String {
         format!("video_{:032x}", self.random_u128())
+    }
+
+    /// An OpenRouter video job id: `gen-vid-<unix seconds>-<20 alphanumerics>`.
+    pub fn openrouter_job(&self, unix_ms: u64) -> String {
+        let mut value = self.random_u128();
+        let tail: String = (0..20)
+            .map(|_| {
+                let c = ALPHANUMERIC[(value % 62) as usize] as char;
+                value /= 62;
+                c
+            })
+            .collect();
+        format!("gen-vid-{}-{tail}", unix_ms / 1000)
     }
 
     /// A fal queue request id: a version 4 UUID.
@@ -110,5 +126,8 @@ mod tests {
         assert_eq!(prediction.len(), 26);
         assert!(prediction.bytes().all(|b| CROCKFORD.contains(&b)));
         assert_ne!(ids.media_token(), ids.media_token());
+        let job = ids.openrouter_job(1_748_000_000_123);
+        assert!(job.starts_with("gen-vid-1748000000-"), "{job}");
+        assert_eq!(job.len(), "gen-vid-1748000000-".len() + 20);
     }
 }

@@ -5,11 +5,12 @@
 //! with [`Emulator::start`]. One address speaks the Azure OpenAI video generation jobs API
 //! (`/openai/v1/video/generations/...`), the OpenAI videos API (`/v1/videos`, also under
 //! `/openai/v1/videos`), Replicate's predictions API (`/v1/models/{owner}/{name}/predictions`,
-//! `/v1/predictions...`) and fal's queue API (every other path: `/{model id}`,
-//! `/{owner}/{app}/requests/{id}...`), with the documented limits of the catalogue
+//! `/v1/predictions...`), OpenRouter's video generation API (`/api/v1/videos...`) and fal's
+//! queue API (every other path: `/{model id}`, `/{owner}/{app}/requests/{id}...`), with the documented limits of the catalogue
 //! ([`shotlist_models::catalogue`]), a scaled clock, the request quota, the running-job cap
-//! or the queue, expiry, and seeded fault injection. A second listener, the media host,
-//! serves fal's and Replicate's output files as their CDNs do. Both serve plain HTTP, or
+//! or the queue, expiry, an account's credit (OpenRouter's 402), and seeded fault
+//! injection. A second listener, the media host, serves fal's, Replicate's and
+//! OpenRouter's output files as their storage hosts do. Both serve plain HTTP, or
 //! HTTPS with [`EmulatorConfig::tls`]. State lives in memory only. It must never reach the
 //! network beyond its own listeners (webhooks are accepted, never called).
 
@@ -26,6 +27,7 @@ mod auth;
 mod azure;
 mod clock;
 mod content;
+mod credit;
 mod errors;
 mod fal;
 mod faults;
@@ -33,6 +35,7 @@ mod ids;
 mod media;
 mod model_input;
 mod openai;
+mod openrouter;
 mod quota;
 mod reference;
 mod replicate;
@@ -73,7 +76,8 @@ pub struct EmulatorConfig {
     pub tls: Option<TlsFiles>,
     /// When set, every API request must carry it in the service's own scheme: `api-key: KEY`
     /// or `Authorization: Bearer KEY` (Azure, OpenAI), `Authorization: Key KEY` (fal),
-    /// `Authorization: Bearer KEY` or `Token KEY` (Replicate). The media host asks for none.
+    /// `Authorization: Bearer KEY` or `Token KEY` (Replicate), `Authorization: Bearer KEY`
+    /// (OpenRouter). The media host asks for none.
     pub api_key: Option<String>,
     /// Requests per emulated minute (all API requests count); 0: no quota.
     pub rpm: u32,
@@ -90,10 +94,16 @@ pub struct EmulatorConfig {
     /// How long (emulated) jobs and their content stay available. Azure and OpenAI: from
     /// creation. fal (the result JSON) and Replicate (input, output, logs): from
     /// completion, the catalogue's `retention_seconds` or this, whichever is shorter.
+    /// OpenRouter (the same, shorter of the two): a job still unfinished this long after
+    /// creation, or completed this long ago, is `expired` (its video gone).
     pub retention: Duration,
     /// How long (emulated) the media host serves a fal output after completion (longer
     /// than its result JSON, as fal's CDN does); Replicate's go with its data, `retention`.
     pub media_retention: Duration,
+    /// The OpenRouter account's credit in US dollars: each create charges its estimated
+    /// cost (the catalogue's price per second × seconds; nothing for a model whose price
+    /// is unknown), and a create it does not cover gets 402. `None`: no limit.
+    pub credit_usd: Option<f64>,
     /// Seeds fault injection and ids.
     pub seed: u64,
     pub faults: FaultSpec,
@@ -120,6 +130,7 @@ impl Default for EmulatorConfig {
             time_scale: 1.0,
             retention: Duration::from_secs(limits.retention_seconds),
             media_retention: DEFAULT_MEDIA_RETENTION,
+            credit_usd: None,
             seed: 0,
             faults: FaultSpec::none(),
             moderation_word: Some(DEFAULT_MODERATION_WORD.to_owned()),

@@ -1,12 +1,12 @@
 //! The media host: the second listener (default `127.0.0.2`), standing in for fal's CDN
-//! (`v3.fal.media`) and Replicate's (`replicate.delivery`). It serves each fal or
-//! Replicate output at `/files/{token}/output.mp4` (`GET`, `HEAD`, single ranges), where
+//! (`v3.fal.media`), Replicate's (`replicate.delivery`) and the storage behind
+//! OpenRouter's `unsigned_urls`. It serves each fal, Replicate or OpenRouter output at `/files/{token}/output.mp4` (`GET`, `HEAD`, single ranges), where
 //! the token is random and told only by the result or prediction, with no auth, as both
 //! CDNs do.
 //!
 //! How long a file stays: fal's media outlive the result JSON (fal keeps them "at least 7
 //! days": `EmulatorConfig::media_retention` after completion); Replicate's go with the
-//! prediction's data, `retention` after completion. Every request is counted, and so is
+//! prediction's data, OpenRouter's when the job expires, `retention` after completion. Every request is counted, and so is
 //! every request that carries a credential header: the host needs none, so a client that
 //! sends one leaks its key to a host other than the API's. This module never serves an
 //! Azure or OpenAI file, and never reads a credential beyond noticing one is there.
@@ -76,7 +76,7 @@ async fn file(
     let Some((job, generation)) = app
         .store
         .generation(&token, now)
-        .filter(|(job, _)| matches!(job.spec.api, Api::Fal | Api::Replicate))
+        .filter(|(job, _)| matches!(job.spec.api, Api::Fal | Api::Replicate | Api::Openrouter))
         .filter(|(job, _)| now < served_until(&app, job))
     else {
         return not_found();

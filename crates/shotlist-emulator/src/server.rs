@@ -2,7 +2,8 @@
 //! through (request id, log line, stats, auth, quota, faults), the media host beside it,
 //! start (plain or TLS) and shutdown.
 //!
-//! One address speaks every protocol: Azure's and OpenAI's prefixes, Replicate's
+//! One address speaks every protocol: OpenRouter's `/api/v1`, Azure's and OpenAI's
+//! prefixes, Replicate's
 //! `/v1/models/…/predictions` and `/v1/predictions…`, and fal for every other path (fal's
 //! paths are model ids). Order of the API layers: count → authenticate (401) → quota (429)
 //! → injected fault → handler → `drop`/`slow` on the way out, each answering in the
@@ -31,6 +32,7 @@ use super::assets::{self, AssetKind};
 use super::auth::{self, AuthOutcome};
 use super::clock::{Clock, EmuMillis};
 use super::content::cut_short;
+use super::credit::Credit;
 use super::errors::{ApiError, EmulatorError, Flavor};
 use super::faults::{Faults, RequestFault};
 use super::ids::IdGen;
@@ -40,7 +42,7 @@ use super::state::{
 };
 use super::stats::{Stats, StatsRecorder};
 use super::tls::{self, TlsListener};
-use super::{EmulatorConfig, azure, fal, media, openai, replicate};
+use super::{EmulatorConfig, azure, fal, media, openai, openrouter, replicate};
 
 /// Uploads (`input_reference`) can be large images.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -71,6 +73,8 @@ pub struct App {
     pub retention: EmuMillis,
     /// `EmulatorConfig::media_retention` (emulated).
     pub media_retention: EmuMillis,
+    /// The OpenRouter account's balance (`EmulatorConfig::credit_usd`).
+    pub credit: Credit,
 }
 
 impl App {
@@ -123,11 +127,12 @@ impl App {
                 keep: Keep::Forever,
                 retention: outputs,
             },
-            // OpenRouter queues jobs (`pending`) and publishes no retention: kept
-            // `retention` after completion, then gone.
+            // OpenRouter queues jobs (`pending`) and publishes no retention: its outputs
+            // go `retention` after completion, and the job stays readable as `expired`
+            // (`openrouter.rs`).
             Api::Openrouter => Lifecycle {
                 admission: Admission::Queue,
-                keep: Keep::AfterCompletion(outputs),
+                keep: Keep::Forever,
                 retention: outputs,
             },
         }
@@ -157,9 +162,14 @@ impl App {
                     .map(|_| self.ids.generation(unix_ms))
                     .collect(),
             },
-            Api::OpenaiVideos | Api::Openrouter => NewIds {
+            Api::OpenaiVideos => NewIds {
                 job: self.ids.video(),
                 generations: vec![self.ids.generation(unix_ms)],
+            },
+            // The video is on the media host, behind a token of its own.
+            Api::Openrouter => NewIds {
+                job: self.ids.openrouter_job(unix_ms),
+                generations: vec![self.ids.media_token()],
             },
             Api::Fal => NewIds {
                 job: self.ids.fal_request(),
@@ -224,6 +234,7 @@ impl App {
 pub fn router(app: Arc<App>) -> Router {
     let api = azure::routes()
         .merge(openai::routes())
+        .merge(openrouter::routes())
         .merge(replicate::routes())
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(app.clone(), api_layer));
@@ -328,7 +339,18 @@ async fn api_layer_inner(app: &Arc<App>, flavor: Flavor, req: Request, next: Nex
     match fault {
         RequestFault::Status(status) => {
             app.stats.fault(&status.to_string());
-            return ApiError::injected(flavor, status).into_response();
+            let mut e = ApiError::injected(flavor, status);
+            if let Some(wait) = e
+                .retry_after
+                .filter(|_| e.status == StatusCode::TOO_MANY_REQUESTS)
+            {
+                let limit = match app.quota.rpm() {
+                    0 => app.catalogue.provider(Api::Openrouter).requests_per_minute,
+                    rpm => rpm,
+                };
+                e = e.rate_limited(limit, wait);
+            }
+            return e.into_response();
         }
         RequestFault::Slow(delay) => {
             app.stats.fault("slow");
@@ -466,6 +488,7 @@ pub async fn start(cfg: EmulatorConfig) -> Result<Running, EmulatorError> {
         create_quota: Quota::new(create_rpm),
         retention: millis(cfg.retention),
         media_retention: millis(cfg.media_retention),
+        credit: Credit::new(cfg.credit_usd),
         catalogue: cfg.catalogue,
     });
     let bind_error = |addr| move |source| EmulatorError::Bind { addr, source };

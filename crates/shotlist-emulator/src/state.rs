@@ -134,7 +134,8 @@ pub enum Keep {
     AfterCreation(EmuMillis),
     /// fal: until its media file is gone, this long after completion.
     AfterCompletion(EmuMillis),
-    /// Replicate: predictions stay readable (their data is removed, see `retention`).
+    /// Replicate, OpenRouter: jobs stay readable (their data is removed or they expire,
+    /// see `retention`).
     Forever,
 }
 

@@ -42,8 +42,12 @@ pub struct Stats {
     pub media_requests_with_credential: u64,
     /// Responses by status code.
     pub responses_by_status: BTreeMap<String, u64>,
-    /// Faults injected, by kind (`429`, `500`, `503`, `drop`, `slow`, `truncate`, `fail`, `moderation`).
+    /// Faults injected, by kind (`429`, `500`, `503`, `drop`, `slow`, `truncate`, `fail`,
+    /// `moderation`, `402`).
     pub faults_injected: BTreeMap<String, u64>,
+    /// US dollars charged to the account's credit by OpenRouter creates (their estimated
+    /// cost from the catalogue's price; 0 for a model whose price is unknown).
+    pub credit_charged_usd: f64,
     /// Creates by the first 16 hex digits of the SHA-256 of the prompt: a count above 1
     /// means a client paid for the same prompt twice.
     pub creates_by_prompt_hash: BTreeMap<String, u64>,
@@ -107,6 +111,10 @@ impl StatsRecorder {
                 .entry(prompt_hash(prompt))
                 .or_default() += 1;
         });
+    }
+
+    pub fn credit_charged(&self, usd: f64) {
+        self.with(|i| i.stats.credit_charged_usd += usd);
     }
 
     pub fn media_request(&self, with_credential: bool) {

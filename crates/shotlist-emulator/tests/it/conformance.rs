@@ -1,6 +1,6 @@
 //! Emulator responses validated against the official API descriptions vendored in
 //! `tests/specs/` (OpenAI `openapi.yaml`, Azure `azure-v1-preview-generated.json`,
-//! Replicate `replicate-openapi.json`), checked byte for byte against their recorded
+//! Replicate `replicate-openapi.json`, OpenRouter `openrouter-openapi.yaml`), checked byte for byte against their recorded
 //! sha256 before use.
 //!
 //! Each schema is checked through a wrapper that embeds the spec's `components`, so
@@ -39,6 +39,14 @@ const REPLICATE_SPEC: (&str, &str) = (
     "4500bf86453ef1ab65a9e133929ce97f468cff9aa62ab7512d00fd588abb8b39",
 );
 
+const OPENROUTER_SPEC: (&str, &str) = (
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/specs/openrouter-openapi.yaml"
+    ),
+    "469fa24635e2e05617cfb064ded5f561a177859d054705f4c744644fd68068eb",
+);
+
 /// The spec's text, refusing a copy that is not the recorded one.
 fn read_spec((path, sha256): (&str, &str)) -> String {
     use sha2::Digest;
@@ -58,6 +66,16 @@ fn openai_components() -> &'static Value {
         let options = serde_saphyr::options! { budget: None };
         let spec: Value = serde_saphyr::from_str_with_options(&read_spec(OPENAI_SPEC), options)
             .expect("the OpenAI spec parses");
+        spec["components"].clone()
+    })
+}
+
+fn openrouter_components() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let options = serde_saphyr::options! { budget: None };
+        let spec: Value = serde_saphyr::from_str_with_options(&read_spec(OPENROUTER_SPEC), options)
+            .expect("the OpenRouter spec parses");
         spec["components"].clone()
     })
 }
@@ -151,6 +169,14 @@ fn schemas_reject_what_they_should() {
             &replicate_spec()["components"],
             "schemas_prediction_response",
             &json!({"id": "x", "status": "done"}),
+        )
+    });
+    assert!(bad.is_err());
+    let bad = std::panic::catch_unwind(|| {
+        check(
+            openrouter_components(),
+            "VideoGenerationResponse",
+            &json!({"id": "x", "polling_url": "/x", "status": "done"}),
         )
     });
     assert!(bad.is_err());
@@ -376,4 +402,118 @@ async fn replicate_responses_match_the_replicate_spec() {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn openrouter_responses_match_the_openrouter_spec() {
+    let key = "sk-or-conformance";
+    let (body, size, seconds) = {
+        let (size, seconds) = smallest(Api::Openrouter, OPENROUTER_MODEL);
+        (
+            openrouter_body(OPENROUTER_MODEL, "a kite", size, seconds),
+            size,
+            seconds,
+        )
+    };
+    let emu = start(EmulatorConfig {
+        api_key: Some(key.into()),
+        ..fast()
+    })
+    .await;
+    let (c, base) = (bearer_client(key), emu.base_url());
+    let spec = openrouter_components();
+    let response = "VideoGenerationResponse";
+    let created = openrouter_create(&c, &base, &body).await;
+    assert_eq!(created.status, StatusCode::ACCEPTED);
+    check(spec, response, &created.body);
+    let seen = poll(
+        &c,
+        created.body["polling_url"].as_str().unwrap(),
+        openrouter_finished,
+    )
+    .await;
+    assert_eq!(seen.last().unwrap()["status"], "completed");
+    for body in &seen {
+        check(spec, response, body);
+    }
+    let failed = openrouter_create(
+        &c,
+        &base,
+        &openrouter_body(OPENROUTER_MODEL, "forbidden", size, seconds),
+    )
+    .await;
+    let failed = poll(
+        &c,
+        failed.body["polling_url"].as_str().unwrap(),
+        openrouter_finished,
+    )
+    .await;
+    assert_eq!(failed.last().unwrap()["status"], "failed");
+    check(spec, response, failed.last().unwrap());
+
+    let models = answer(c.get(format!("{base}{OR}/models"))).await;
+    assert_eq!(models.status, StatusCode::OK);
+    check(spec, "VideoModelsListResponse", &models.body);
+
+    let mut bad_duration = body.clone();
+    bad_duration["duration"] = json!(0);
+    let mut unknown = body.clone();
+    unknown["model"] = json!("nobody/nothing");
+    let errors = [
+        (
+            openrouter_create(&c, &base, &bad_duration).await,
+            "BadRequestResponse",
+        ),
+        (
+            openrouter_create(&c, &base, &unknown).await,
+            "NotFoundResponse",
+        ),
+        (
+            answer(c.get(format!("{base}{OR}/gen-vid-0-missing"))).await,
+            "NotFoundResponse",
+        ),
+        (
+            answer(client().get(format!("{base}{OR}/models"))).await,
+            "UnauthorizedResponse",
+        ),
+    ];
+    for (error, schema) in errors {
+        assert!(error.status.is_client_error(), "{}", error.body);
+        check(spec, schema, &error.body);
+    }
+    emu.shutdown().await;
+
+    // 402, 429 and 500 come from the credit, the quota and faults.
+    let (c, expensive) = (client(), body);
+    let emu = start(EmulatorConfig {
+        credit_usd: Some(0.0),
+        ..fast()
+    })
+    .await;
+    let refused = openrouter_create(&c, &emu.base_url(), &expensive).await;
+    assert_eq!(refused.status, StatusCode::PAYMENT_REQUIRED);
+    check(spec, "PaymentRequiredResponse", &refused.body);
+    emu.shutdown().await;
+    for (faults, status, schema) in [
+        (
+            "429=1",
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsResponse",
+        ),
+        (
+            "500=1",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerResponse",
+        ),
+    ] {
+        let emu = start(EmulatorConfig {
+            faults: faults.parse().unwrap(),
+            ..fast()
+        })
+        .await;
+        let a = answer(c.get(format!("{}{OR}/models", emu.base_url()))).await;
+        assert_eq!(a.status, status);
+        check(spec, schema, &a.body);
+        emu.shutdown().await;
+    }
 }

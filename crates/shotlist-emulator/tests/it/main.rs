@@ -2,6 +2,7 @@
 
 mod conformance;
 mod fal;
+mod openrouter;
 mod protocols;
 mod replicate;
 mod support;

@@ -242,3 +242,53 @@ pub fn tls_client(cert: &std::path::Path) -> Client {
         .build()
         .expect("a client")
 }
+
+/// OpenRouter's priced model (its catalogue entry has a price) and one whose price is
+/// unknown.
+pub const OPENROUTER_MODEL: &str = "kwaivgi/kling-v3.0-pro";
+pub const OPENROUTER_UNPRICED_MODEL: &str = "google/veo-3.1-lite";
+pub const OR: &str = "/api/v1/videos";
+
+/// A client that sends `Authorization: Bearer KEY` on every request (OpenRouter's).
+pub fn bearer_client(key: &str) -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().unwrap(),
+    );
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .expect("a client")
+}
+
+/// `{model, prompt, resolution, aspect_ratio, duration}` as shotlist sends it.
+pub fn openrouter_body(
+    model: &str,
+    prompt: &str,
+    size: shotlist_models::limits::Size,
+    seconds: u32,
+) -> Value {
+    let mut body = model_input(
+        shotlist_models::limits::Api::Openrouter,
+        model,
+        prompt,
+        size,
+        seconds,
+    );
+    body["model"] = Value::from(model);
+    body
+}
+
+pub async fn openrouter_create(client: &Client, base: &str, body: &Value) -> Answer {
+    answer(client.post(format!("{base}{OR}")).json(body)).await
+}
+
+pub fn openrouter_finished(body: &Value) -> bool {
+    matches!(
+        body["status"].as_str(),
+        Some("completed" | "failed" | "cancelled" | "expired")
+    )
+}

@@ -1,7 +1,7 @@
 //! Checks by tools no one here wrote: ffprobe decodes the placeholder videos, and the
-//! official Python clients (OpenAI's SDK, Replicate's `replicate`, fal's `fal-client`)
-//! drive the emulator unchanged, fal's and Replicate's over TLS with a certificate the
-//! test makes.
+//! official Python clients (OpenAI's SDK, Replicate's `replicate`, fal's `fal-client`,
+//! OpenRouter's `openrouter`) drive the emulator unchanged, fal's and Replicate's over TLS
+//! with a certificate the test makes.
 //!
 //! `scripts/test.sh` installs them all. A missing tool fails these tests with the install
 //! command; they never skip.
@@ -13,7 +13,7 @@ use shotlist_emulator::video::{FRAMES_PER_SECOND, Slate, render_mp4};
 use shotlist_emulator::{Emulator, EmulatorConfig, FaultSpec, TlsFiles};
 use shotlist_models::limits::{Api, Size};
 
-use crate::support::{FAL_MODEL, REPLICATE_MODEL, model_input, self_signed};
+use crate::support::{FAL_MODEL, OPENROUTER_MODEL, REPLICATE_MODEL, model_input, self_signed};
 
 fn require(tool: &str, install: &str) {
     let found = Command::new(tool)
@@ -323,5 +323,68 @@ async fn the_official_fal_python_client_works_unchanged() {
     assert_eq!(stats.jobs_created, 1);
     assert_eq!(stats.media_requests, 1);
     assert_eq!(stats.media_requests_with_credential, 0);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openrouter_python_client_works_unchanged() {
+    require("ffprobe", "apt-get install ffmpeg");
+    let py = python();
+    require_python_module(&py, "openrouter", "openrouter");
+    let catalogue = shotlist_models::catalogue::Catalogue::builtin();
+    let model = catalogue
+        .find(Api::Openrouter, OPENROUTER_MODEL)
+        .expect("a catalogue model");
+    let (size, seconds) = (Size::new(720, 1280), 4);
+    let fields = model.wire_fields(size, seconds);
+    let longest = match model.seconds.rule().unwrap() {
+        shotlist_models::limits::SecondsRule::Range { max, .. } => max,
+        shotlist_models::limits::SecondsRule::OneOf(v) => v.into_iter().max().unwrap(),
+    };
+    let cost = model.price.as_ref().unwrap().per_second_at(size) * f64::from(seconds);
+    let key = "sk-or-v1-sdk-test";
+    let emu = Emulator::start(EmulatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_key: Some(key.into()),
+        time_scale: 600.0,
+        rpm: 0,
+        // One job's worth and a half: the script's second create gets 402.
+        credit_usd: Some(cost * 1.5),
+        faults: FaultSpec::none(),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("openrouter.mp4");
+    run_script(
+        &py,
+        "openrouter_sdk_check.py",
+        vec![
+            // `OpenRouter(server_url=...)`: the client puts `/videos...` after it.
+            "--server-url".into(),
+            format!("{}/api/v1", emu.base_url()),
+            "--api-key".into(),
+            key.into(),
+            "--model".into(),
+            OPENROUTER_MODEL.into(),
+            "--request".into(),
+            serde_json::Value::Object(fields).to_string(),
+            "--bad-duration".into(),
+            (longest + 1).to_string(),
+            "--expect-402".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_probed(&out, size, seconds);
+    let stats = emu.stats();
+    assert_eq!(stats.jobs_created, 1);
+    assert_eq!(stats.responses_by_status["400"], 1);
+    assert_eq!(stats.responses_by_status["402"], 1);
+    // The client downloads through the API's content route, never the media host.
+    assert_eq!(stats.media_requests, 0);
     emu.shutdown().await;
 }
