@@ -47,17 +47,18 @@ fn public(api: Api) -> Option<Public> {
 
 /// The API base a user-given URL means: Replicate's clients take the host alone
 /// (`https://api.replicate.com`, the 1.x clients) or with `/v1`; both mean `.../v1`.
+/// OpenRouter's host alone means `.../api/v1`.
 fn api_base(api: Api, url: &str) -> String {
     let url = url.trim().trim_end_matches('/');
-    if api == Api::Replicate && !url.ends_with("/v1") {
-        let path_empty = url
-            .split_once("://")
-            .is_some_and(|(_, rest)| !rest.contains('/'));
-        if path_empty {
-            return format!("{url}/v1");
-        }
+    let path_empty = url
+        .split_once("://")
+        .is_some_and(|(_, rest)| !rest.contains('/'));
+    match api {
+        Api::Replicate if path_empty => format!("{url}/v1"),
+        // `https://openrouter.ai` means its API, `/api/v1`.
+        Api::Openrouter if path_empty => format!("{url}/api/v1"),
+        _ => url.to_string(),
     }
-    url.to_string()
 }
 
 /// The chosen target.

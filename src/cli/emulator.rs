@@ -71,6 +71,9 @@ pub struct Args {
     /// Also serve the models of the board in DIR (its `shotlist.models.yaml`).
     #[arg(long, value_name = "DIR")]
     pub board: Option<std::path::PathBuf>,
+    /// OpenRouter: the account's credit in USD; a create that would pass it gets 402.
+    #[arg(long, value_name = "USD")]
+    pub credit_usd: Option<f64>,
 }
 
 pub async fn execute(args: Args) -> miette::Result<ExitCode> {
@@ -98,6 +101,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         time_scale: args.time_scale,
         retention: Duration::from_secs(args.retention),
         media_retention: Duration::from_secs(args.media_retention),
+        credit_usd: args.credit_usd,
         seed: args.seed,
         faults: args.faults,
         moderation_word: Some(args.moderation_word).filter(|w| !w.is_empty()),

@@ -1,6 +1,6 @@
-//! fal and Replicate through the real binary against the emulator: the render tests the
-//! Azure jobs API has, for each, and the media host (the CDN stand-in) never sees the
-//! credential.
+//! fal, Replicate and OpenRouter through the real binary against the emulator: the
+//! render tests the Azure jobs API has, for each, and the media host (the CDN stand-in)
+//! never sees the credential.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -10,8 +10,12 @@ use shotlist::lockfile::JobState;
 
 use crate::support::*;
 
-/// The two marketplaces, each with a model that takes 480x480 for 4 seconds.
-const MARKETS: [(&str, &str); 2] = [("fal", "seedance-2.0"), ("replicate", "seedance-2.0")];
+/// The marketplaces, each with a model that takes 480x480 for 4 seconds.
+const MARKETS: [(&str, &str); 3] = [
+    ("fal", "seedance-2.0"),
+    ("replicate", "seedance-2.0"),
+    ("openrouter", "bytedance/seedance-2.0-fast"),
+];
 
 fn board(api: &str, model: &str, shots: usize) -> String {
     let mut m = format!(
@@ -172,8 +176,8 @@ async fn each_marketplace_killed_at_random_moments_never_pays_twice() {
             s.creates_by_prompt_hash.values().all(|&n| n == 1),
             "{api}: a job was paid twice: {s:?}"
         );
-        if api == "fal" {
-            // fal lists no requests: a submit cut off by the kill is never sent again
+        if api != "replicate" {
+            // fal and OpenRouter list no jobs: a submit cut off by the kill is never sent again
             // on its own; the shot says so and how to go on.
             assert!(matches!(code(&out), 0 | 6), "{api}: {all}");
             if code(&out) == 6 {
@@ -189,16 +193,17 @@ async fn each_marketplace_killed_at_random_moments_never_pays_twice() {
     }
 }
 
-/// The manifest outlives a vendor: the same shots render on the Azure jobs API, fal and
-/// Replicate with only `api:` and `model:` changed.
+/// The manifest outlives a vendor: the same shots render on the Azure jobs API, fal,
+/// Replicate and OpenRouter with only `api:` and `model:` changed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_shots_render_on_three_providers_with_only_api_and_model_changed() {
+async fn the_same_shots_render_on_four_providers_with_only_api_and_model_changed() {
     let shots = "shots:\n  - id: harbour\n    prompt: A harbour at dawn, gulls over the water.\n    size: 480x480\n    seconds: 4\n  - id: lamp\n    prompt: A lamp flickers in a window.\n    size: 480x480\n    seconds: 4\n";
     let emu = emulator(emulator_config()).await;
     for (api, model) in [
         ("azure-jobs", "sora"),
         ("fal", "seedance-2.0"),
         ("replicate", "seedance-2.0"),
+        ("openrouter", "bytedance/seedance-2.0-fast"),
     ] {
         let p = Project::new(&format!(
             "version: 1\napi: {api}\ndefaults:\n  model: {model}\n{shots}"
@@ -213,7 +218,7 @@ async fn the_same_shots_render_on_three_providers_with_only_api_and_model_change
         }
         p.assert_outputs_match_lock();
     }
-    assert_eq!(stats(&emu).jobs_created, 6);
+    assert_eq!(stats(&emu).jobs_created, 8);
     assert_media_clean(&emu);
     emu.shutdown().await;
 }
@@ -225,10 +230,17 @@ async fn a_missing_marketplace_credential_is_named_before_any_request() {
     for (api, model, var) in [
         ("fal", "seedance-2.0", "FAL_KEY"),
         ("replicate", "seedance-2.0", "REPLICATE_API_TOKEN"),
+        (
+            "openrouter",
+            "bytedance/seedance-2.0-fast",
+            "OPENROUTER_API_KEY",
+        ),
     ] {
         let p = Project::new(&board(api, model, 1));
         let mut cmd = p.command(&emu, &[]);
-        cmd.env_remove("FAL_KEY").env_remove("REPLICATE_API_TOKEN");
+        cmd.env_remove("FAL_KEY")
+            .env_remove("REPLICATE_API_TOKEN")
+            .env_remove("OPENROUTER_API_KEY");
         let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
             .await
             .unwrap();
@@ -236,5 +248,50 @@ async fn a_missing_marketplace_credential_is_named_before_any_request() {
         assert!(text(&out).contains(var), "{api}: {}", text(&out));
     }
     assert_eq!(stats(&emu).requests_total, 0);
+    emu.shutdown().await;
+}
+
+/// OpenRouter out of credit: the run stops like a refused credential, starts nothing
+/// new, records what ran, and exits 8.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openrouter_out_of_credit_stops_the_run_with_exit_8() {
+    // kling-v3.0-pro at $0.112/s: 3 s is $0.336 a job; the credit pays for one.
+    let emu = emulator(EmulatorConfig {
+        credit_usd: Some(0.5),
+        ..emulator_config()
+    })
+    .await;
+    let mut m = String::from(
+        "version: 1\napi: openrouter\ndefaults:\n  model: kwaivgi/kling-v3.0-pro\n  size: 1280x720\n  seconds: 3\nshots:\n",
+    );
+    for i in 0..4 {
+        m.push_str(&format!(
+            "  - id: s{i}\n    prompt: Shot {i} of the night market.\n"
+        ));
+    }
+    let p = Project::new(&m);
+    let out = run(&p, &emu, &["--jobs", "1"]).await;
+    let all = text(&out);
+    assert_eq!(code(&out), 8, "{all}");
+    assert!(
+        all.contains("out of credit") && all.contains("Add credit"),
+        "{all}"
+    );
+    let s = stats(&emu);
+    assert_eq!(s.jobs_created, 1, "{s:?}");
+    assert_eq!(
+        s.responses_by_status.get("402").copied(),
+        Some(1),
+        "one 402, then nothing new: {s:?}"
+    );
+    let rendered = (0..4)
+        .filter(|i| p.path(&format!("renders/s{i}.mp4")).is_file())
+        .count();
+    assert_eq!(
+        rendered, 1,
+        "the job that started is followed and saved: {all}"
+    );
+    p.assert_outputs_match_lock();
+    assert_media_clean(&emu);
     emu.shutdown().await;
 }
