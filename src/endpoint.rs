@@ -111,10 +111,9 @@ pub fn resolve_with(
     if local {
         return Ok(Target::Local);
     }
-    let mut candidates: Vec<(Option<String>, &'static str)> = vec![
-        (flag.map(str::to_string), "--endpoint"),
-        (env(ENV_SHOTLIST_ENDPOINT), ENV_SHOTLIST_ENDPOINT),
-    ];
+    // `SHOTLIST_ENDPOINT` arrives as the flag (clap reads it for `--endpoint`).
+    let mut candidates: Vec<(Option<String>, &'static str)> =
+        vec![(flag.map(str::to_string), "--endpoint")];
     match api {
         Api::AzureJobs => candidates.push((env(ENV_AZURE_ENDPOINT), ENV_AZURE_ENDPOINT)),
         Api::OpenaiVideos => candidates.extend([
@@ -189,9 +188,8 @@ mod tests {
             (base_url.as_str(), source),
             ("http://127.0.0.1:9/v1", ENV_REPLICATE_BASE_URL)
         );
-        let shotlist =
-            |k: &str| (k == ENV_SHOTLIST_ENDPOINT).then(|| "http://127.0.0.1:7/".to_string());
-        let t = resolve_with(Api::Fal, None, false, shotlist).unwrap();
+        // `--endpoint` (or `SHOTLIST_ENDPOINT`, which clap reads for it) comes first.
+        let t = resolve_with(Api::Fal, Some("http://127.0.0.1:7/"), false, fal).unwrap();
         assert_eq!(t.lock_name(), "127.0.0.1:7");
     }
 

@@ -132,22 +132,32 @@ impl LedgerOutcome {
             }
             JobState::Succeeded => LedgerOutcome::Finished,
             JobState::Failed => {
-                let f = job.failure.as_ref();
-                let said = |words: &[&str]| {
-                    f.is_some_and(|f| {
-                        let text = format!("{} {}", f.code, f.message).to_lowercase();
-                        words.iter().any(|w| text.contains(w))
-                    })
-                };
-                if said(&["gone", "not_found", "expired", "no longer"]) {
+                let (code, message) = job
+                    .failure
+                    .as_ref()
+                    .map_or((String::new(), String::new()), |f| {
+                        (f.code.to_lowercase(), f.message.to_lowercase())
+                    });
+                // The codes shotlist records itself when a job's videos are gone, and
+                // OpenRouter's `expired`; moderation by the service's code, or its words
+                // where it has no code for it (Replicate).
+                if matches!(
+                    code.as_str(),
+                    "gone" | "not_found" | "expired_unfinished" | "expired"
+                ) {
                     LedgerOutcome::Expired
-                } else if said(&[
+                } else if [
                     "moderat",
                     "content_policy",
                     "contentfilter",
-                    "sensitive",
-                    "safety",
-                ]) {
+                    "responsibleai",
+                ]
+                .iter()
+                .any(|w| code.contains(w))
+                    || ["moderation", "flagged as sensitive", "content policy"]
+                        .iter()
+                        .any(|w| message.contains(w))
+                {
                     LedgerOutcome::Moderated
                 } else {
                     LedgerOutcome::Failed

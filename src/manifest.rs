@@ -379,6 +379,40 @@ impl Reader<'_> {
         Some((api?, output?, budget?, shots))
     }
 
+    /// A provider that takes no model the catalogue does not know (fal, Replicate,
+    /// OpenRouter: size and length are each model's own fields) refuses other names.
+    fn known_model(&mut self, api: Api, model: &At<String>) {
+        if self.catalogue.provider(api).any_model_name
+            || self.catalogue.find(api, &model.value).is_some()
+        {
+            return;
+        }
+        let ids: Vec<&str> = self
+            .catalogue
+            .models_of(api)
+            .map(|m| m.id.as_str())
+            .collect();
+        let help = match did_you_mean(&model.value, ids.iter().copied()) {
+            Some(m) => format!(
+                "did you mean `{m}`? Or add `{}` to `{MODELS_FILE}` with its sizes' `fields` and its `seconds_field`",
+                model.value
+            ),
+            None => format!(
+                "`{api}` models: {} (`shotlist models --api {api}`); or add `{}` to `{MODELS_FILE}` with its sizes' `fields` and its `seconds_field`",
+                ids.join(", "),
+                model.value
+            ),
+        };
+        self.problems.push(
+            Problem::new(
+                model.span.clone(),
+                format!("`{api}` has no model `{}` in the catalogue", model.value),
+            )
+            .label("unknown model")
+            .help(help),
+        );
+    }
+
     /// `budget: {max_per_run: AMOUNT}`: the most one run may spend, in the models'
     /// currency.
     fn budget(&mut self, node: &Node) -> Option<f64> {
@@ -668,6 +702,9 @@ impl Reader<'_> {
             value: limits.default_model.clone(),
             span: 0..0,
         });
+        if d.model.is_some() {
+            self.known_model(limits.api, &model);
+        }
         if let Some(entry) = self.catalogue.find(limits.api, &model.value) {
             let own = ApiLimits::for_model(self.catalogue, entry);
             self.model_limits(
@@ -792,6 +829,9 @@ impl Reader<'_> {
         };
         // A model the catalogue knows brings its own limits and defaults; other names
         // (deployments, a gateway's names) are held to the API's.
+        if let (Some(_), Some(m)) = (f.get("model"), &model) {
+            self.known_model(limits.api, m);
+        }
         let entry = model
             .as_ref()
             .and_then(|m| self.catalogue.find(limits.api, &m.value));
@@ -1549,6 +1589,33 @@ mod tests {
             ps[0].message,
             "5 seconds is out of range for `google/veo-3.1-lite`"
         );
+    }
+
+    #[test]
+    fn a_marketplace_refuses_a_model_it_cannot_size_and_takes_a_pinned_version() {
+        let src = "version: 1\napi: fal\nshots:\n  - id: a\n    model: fal-ai/some-new-model\n    prompt: x\n    size: 1280x720\n";
+        let ps = problems(src);
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(at(src, &ps[0]), "fal-ai/some-new-model");
+        assert!(
+            ps[0]
+                .help
+                .as_deref()
+                .unwrap_or("")
+                .contains("shotlist.models.yaml"),
+            "{ps:?}"
+        );
+        let src = "version: 1\napi: replicate\nshots:\n  - id: a\n    model: google/veo-3.1:ed5b1767\n    prompt: x\n    size: 1280x720\n    seconds: 6\n";
+        let sb = parse(Path::new("shotlist.yaml"), src.into()).unwrap();
+        let entry = sb
+            .catalogue
+            .find(Api::Replicate, &sb.shots[0].model)
+            .unwrap();
+        let req = crate::render_inputs::RenderInputs::of(Api::Replicate, &sb.shots[0])
+            .job_request(false, Some(entry));
+        assert_eq!(req.model, "google/veo-3.1:ed5b1767");
+        assert_eq!(req.fields["duration"], 6);
+        assert_eq!(req.fields["resolution"], "720p");
     }
 
     #[test]

@@ -257,7 +257,10 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
         }
         totals.jobs_to_create += u64::from(jobs_to_create);
         totals.video_seconds += video_seconds;
-        let price = crate::cost::rate(&storyboard.catalogue, storyboard.api, shot);
+        // Amounts in a second currency are not added to the first: such a shot counts
+        // as of unknown price (so a cap refuses it unless unknown prices are allowed).
+        let price = crate::cost::rate(&storyboard.catalogue, storyboard.api, shot)
+            .filter(|r| totals.currency.as_ref().is_none_or(|c| *c == r.currency));
         let estimated_cost = price.as_ref().map(|r| r.amount * video_seconds as f64);
         let full_cost = price
             .as_ref()

@@ -51,7 +51,14 @@ impl RenderInputs {
     pub fn job_request(&self, takes_per_job: bool, entry: Option<&Model>) -> JobRequest {
         JobRequest {
             prompt: self.prompt.clone(),
-            model: entry.map_or_else(|| self.model.clone(), |m| m.provider_model.clone()),
+            model: match entry {
+                // A pinned version is sent as written (`google/veo-3.1:VERSION`).
+                Some(m) if self.model.starts_with(&format!("{}:", m.provider_model)) => {
+                    self.model.clone()
+                }
+                Some(m) => m.provider_model.clone(),
+                None => self.model.clone(),
+            },
             // Empty for models whose protocol has fields of its own (the catalogue
             // allows `fields` and `seconds_field` only where the provider takes them).
             fields: entry.map_or_else(serde_json::Map::new, |m| {

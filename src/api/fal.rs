@@ -216,7 +216,7 @@ impl FalClient {
     }
 
     /// The result of a completed request: its video, or the model's failure (a result
-    /// that is an error: a 4xx, or the 500 a model that crashed answers with).
+    /// that is a 4xx error; a failed request's status usually says so first).
     async fn result(&self, id: &str, model: &str) -> Result<std::result::Result<Media, Failure>> {
         let what = format!("result of request `{id}`");
         let call = Call {
@@ -235,17 +235,9 @@ impl FalClient {
                     revised_prompt: None,
                 }));
             }
-            Err(ApiError::Transient {
-                status: Some(500),
-                message,
-                ..
-            }) => {
-                return Ok(Err(Failure {
-                    code: Some("model_error".to_owned()),
-                    message: Some(message),
-                    revised_prompt: None,
-                }));
-            }
+            // A 5xx that outlasted the retries may be fal's outage, not the model's
+            // failure: the request stays as it is (the next poll, or run, asks again)
+            // rather than be taken for failed and paid for again.
             Err(e) => return Err(e),
         };
         let result = parse_json::<WireResult>(&answer.body, &what)?;

@@ -70,6 +70,7 @@ impl JobStatus {
                 | "canceled"
                 | "starting"
                 | "aborted"
+                | "expired"
                 | "IN_QUEUE"
                 | "IN_PROGRESS"
                 | "COMPLETED"

@@ -95,7 +95,7 @@ impl MemoryProvider {
     /// A job that an earlier (dead) run created: it exists, the lockfile does not know it.
     pub fn seed_job(&self, req: &JobRequest, created_at: i64) -> String {
         let mut state = self.state.lock().unwrap();
-        let id = format!("mem_{}", state.2.len() + 1);
+        let id = format!("mem_seed_{}", state.2.len() + 1);
         let job = self.job_for(&id, req, created_at, &state.0);
         state.2.push(MemJob {
             job,
@@ -182,7 +182,8 @@ impl Provider for MemoryProvider {
                     request: serde_json::Value::Null,
                 });
             }
-            let id = format!("mem_{}", state.2.len() + 1);
+            // Never reused, as a service never reuses an id (a deleted job leaves a gap).
+            let id = format!("mem_{}", state.1.creates);
             let job = self.job_for(&id, req, now, &state.0);
             state.2.push(MemJob {
                 job: job.clone(),

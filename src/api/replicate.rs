@@ -239,24 +239,41 @@ impl ReplicateClient {
             let page = parse_json::<WirePage>(&answer.body, "the prediction list")?;
             let mut reached_older = false;
             for p in page.results {
-                let (job, _) = p.into_job(self.retention_seconds);
+                let (mut job, _) = p.into_job(self.retention_seconds);
+                // A time that does not parse is no reason to rule a prediction out.
+                if job.created_at == 0 {
+                    job.created_at = since_unix;
+                }
                 reached_older |= job.created_at < since_unix;
                 if job.created_at >= since_unix {
                     jobs.push(job);
                 }
             }
             let Some(next) = page.next.filter(|n| !n.is_empty()) else {
-                break;
+                return Ok(jobs);
             };
+            if reached_older {
+                return Ok(jobs);
+            }
+            // A list cut short would let a lost create be sent again: say so instead.
             let next = Url::parse(&next).map_err(|e| ApiError::Protocol {
                 message: format!("the prediction list: `next` is not a URL ({e})"),
             })?;
-            if next.origin() != self.base.origin() || reached_older || next == url {
-                break;
+            if next.origin() != self.base.origin() || next == url {
+                return Err(ApiError::Protocol {
+                    message: format!(
+                        "the prediction list's next page is on `{}`, not the API: not followed, so a lost create cannot be ruled out",
+                        super::transport::host_of(&next)
+                    ),
+                });
             }
             url = next;
         }
-        Ok(jobs)
+        Err(ApiError::Protocol {
+            message: format!(
+                "the prediction list runs past {MAX_PAGES} pages since the create: a lost create cannot be ruled out"
+            ),
+        })
     }
 
     /// Cancels a prediction; one already ended or gone is not an error.

@@ -414,9 +414,6 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// Removes the credential we sent from bytes the server sent back (some proxies echo
-/// request headers in their error pages, some services in failure reasons), whole, before
-/// anything is parsed or cut from them.
 #[cfg(test)]
 #[test]
 fn a_wait_in_words_is_read() {
@@ -426,6 +423,9 @@ fn a_wait_in_words_is_read() {
     assert_eq!(worded_wait("in ~5 minutes"), None);
 }
 
+/// Removes the credential we sent from bytes the server sent back (some proxies echo
+/// request headers in their error pages, some services in failure reasons), whole, before
+/// anything is parsed or cut from them.
 fn scrub_bytes(body: &[u8], sent: &HeaderValue) -> Vec<u8> {
     let sent = sent.as_bytes();
     let secret = sent

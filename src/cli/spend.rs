@@ -52,11 +52,12 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, e: &LedgerEntry) {
+    fn add(&mut self, e: &LedgerEntry, currency: Option<&str>) {
         self.jobs += 1;
         match &e.estimated_cost {
-            Some(m) => self.amount += m.amount,
-            None => self.unknown_price_jobs += 1,
+            // Another currency than the ledger's first is not added to it.
+            Some(m) if currency.is_none_or(|c| c == m.currency) => self.amount += m.amount,
+            _ => self.unknown_price_jobs += 1,
         }
     }
 }
@@ -97,28 +98,33 @@ pub fn tally(ledger: &[LedgerEntry], since: Option<Timestamp>) -> Spend {
         if let Some(m) = &e.estimated_cost {
             s.currency.get_or_insert_with(|| m.currency.clone());
         }
-        s.spent.add(e);
+        let currency = s.currency.clone();
+        let currency = currency.as_deref();
+        s.spent.add(e, currency);
         let run = e
             .run
             .map_or_else(|| "unknown".to_owned(), |t| t.to_string());
         let add = |share: &mut Share| {
-            share.spent.add(e);
+            share.spent.add(e, currency);
             if e.outcome == LedgerOutcome::Delivered {
-                share.delivered.add(e);
+                share.delivered.add(e, currency);
             } else if e.outcome.is_waste() {
-                share.wasted.add(e);
+                share.wasted.add(e, currency);
             }
         };
         add(s.by_shot.entry(e.shot.clone()).or_default());
         add(s.by_model.entry(e.model.clone()).or_default());
         add(s.by_run.entry(run).or_default());
         match e.outcome {
-            LedgerOutcome::Delivered => s.delivered.add(e),
+            LedgerOutcome::Delivered => s.delivered.add(e, currency),
             o if o.is_waste() => {
-                s.wasted.entry(o.as_str().to_owned()).or_default().add(e);
+                s.wasted
+                    .entry(o.as_str().to_owned())
+                    .or_default()
+                    .add(e, currency);
                 s.wasted_jobs.push(e.clone());
             }
-            _ => s.in_flight.add(e),
+            _ => s.in_flight.add(e, currency),
         }
     }
     s

@@ -13,6 +13,8 @@ impl Run {
         let _one_at_a_time = work.creating.lock().await;
         let id = &work.plan.id;
         let req = self.request_for(&work.plan.shot);
+        // A shot the cap stops keeps its old jobs: check before cancelling them.
+        self.check_budget(work, &req)?;
         self.cancel_outdated(work).await?;
         // A create sent by an earlier run that died before recording its job: look first.
         let earlier = self
@@ -45,14 +47,17 @@ impl Run {
             // Every attempt that may make a job is charged against the cap, a retry of a
             // lost create too: it may be a second paid job.
             let estimate = self.reserve(work, &req)?;
-            self.recorder
-                .update(|l| {
-                    self.ensure_entry(l, work);
-                    if let Some(shot) = l.shots.get_mut(id) {
-                        shot.creating.insert(index as u32, self.now());
-                    }
-                })
-                .map_err(ShotError::from)?;
+            let marked = self.recorder.update(|l| {
+                self.ensure_entry(l, work);
+                if let Some(shot) = l.shots.get_mut(id) {
+                    shot.creating.insert(index as u32, self.now());
+                }
+            });
+            if let Err(e) = marked {
+                // Not marked, so not sent: nothing to pay.
+                self.refund(estimate.as_ref());
+                return Err(e.into());
+            }
             match self.client.create(&req).await {
                 Ok(job) => {
                     self.record_created(work, index, &job)?;
@@ -119,13 +124,11 @@ impl Run {
         work: &ShotWork,
         req: &JobRequest,
     ) -> Result<Option<crate::cost::Money>, ShotError> {
-        let estimate = crate::cost::estimate(
-            &self.storyboard.catalogue,
-            self.storyboard.api,
-            &work.plan.shot,
-            u64::from(req.seconds) * u64::from(req.variants),
-        );
         let mut spend = self.spend.lock().expect("spend lock");
+        // A second currency is not added to the first: it counts as unknown.
+        let estimate = self
+            .job_estimate(work, req)
+            .filter(|m| spend.currency.as_ref().is_none_or(|c| *c == m.currency));
         if let Some(budget) = &self.config.budget
             && let Err(why) = crate::cost::fits(budget, spend.committed, estimate.as_ref())
         {
@@ -143,6 +146,29 @@ impl Run {
             None => spend.unknown += 1,
         }
         Ok(estimate)
+    }
+
+    /// The estimated charge of one job of `req` (seconds × the takes in it).
+    fn job_estimate(&self, work: &ShotWork, req: &JobRequest) -> Option<crate::cost::Money> {
+        crate::cost::estimate(
+            &self.storyboard.catalogue,
+            self.storyboard.api,
+            &work.plan.shot,
+            u64::from(req.seconds) * u64::from(req.variants),
+        )
+    }
+
+    /// Whether one create of `req` would fit the cap now (nothing is committed).
+    pub(super) fn check_budget(&self, work: &ShotWork, req: &JobRequest) -> Result<(), ShotError> {
+        let Some(budget) = &self.config.budget else {
+            return Ok(());
+        };
+        let estimate = self.job_estimate(work, req);
+        let mut spend = self.spend.lock().expect("spend lock");
+        crate::cost::fits(budget, spend.committed, estimate.as_ref()).map_err(|why| {
+            spend.over_budget.insert(work.plan.id.clone());
+            ShotError::OverBudget(format!("a job of `{}`: {why}", work.plan.id))
+        })
     }
 
     /// Gives back a reservation whose create made no job.
@@ -168,18 +194,24 @@ impl Run {
         let model = self.wire_model(&old.model);
         for job in old.jobs.iter().filter(|j| j.status.is_alive()) {
             if !self.client.can_cancel() {
+                let message = "outdated by a new render; the service cannot cancel it, so it runs to its end (and is billed)";
+                self.record_outdated(&work.plan.id, &job.id, message)?;
                 self.emit(Event::Notice {
-                    message: format!(
-                        "`{}`: the service cannot cancel its outdated job {}; it runs to its end (and is billed)",
-                        work.plan.id, job.id
-                    ),
+                    message: format!("`{}`: job {}: {message}", work.plan.id, job.id),
                 });
                 continue;
             }
             match self.client.delete(&job.id, &model).await {
-                Ok(()) => self.emit(Event::Notice {
-                    message: format!("cancelled outdated job {} of `{}`", job.id, work.plan.id),
-                }),
+                Ok(()) => {
+                    self.record_outdated(
+                        &work.plan.id,
+                        &job.id,
+                        "cancelled: outdated by a new render",
+                    )?;
+                    self.emit(Event::Notice {
+                        message: format!("cancelled outdated job {} of `{}`", job.id, work.plan.id),
+                    })
+                }
                 Err(e) => {
                     let what = format!(
                         "failed to cancel the outdated job {} (still running; not starting a second one)",
@@ -192,12 +224,31 @@ impl Run {
         Ok(())
     }
 
+    /// Records an outdated job as cancelled (the ledger keeps it, as paid for).
+    fn record_outdated(&self, id: &str, job_id: &str, message: &str) -> Result<(), ShotError> {
+        self.recorder
+            .job(id, job_id, |j| {
+                j.status = JobState::Cancelled;
+                j.failure = Some(lockfile::Failure {
+                    code: "outdated".into(),
+                    message: message.into(),
+                    revised_prompt: None,
+                });
+            })
+            .map_err(ShotError::from)
+    }
+
     /// A render starts the shot's lockfile entry afresh, once per run, with its first
     /// create (called under the recorder's lock, so concurrent variant creates agree).
+    /// Creates an earlier run sent whose job is unknown stay marked: they may have made
+    /// a paid job, and the take's create must look for it (or refuse) before another.
     pub(super) fn ensure_entry(&self, l: &mut lockfile::Lockfile, work: &ShotWork) {
         if work.plan.action == Action::Render && !work.entry_started.swap(true, Ordering::SeqCst) {
-            l.shots
-                .insert(work.plan.id.clone(), self.new_entry(&work.plan));
+            let mut entry = self.new_entry(&work.plan);
+            if let Some(old) = l.shots.get(&work.plan.id) {
+                entry.creating = old.creating.clone();
+            }
+            l.shots.insert(work.plan.id.clone(), entry);
         }
     }
 

@@ -544,3 +544,115 @@ async fn a_retry_that_would_pass_the_cap_is_not_sent() {
     assert!(report.error().is_none(), "{:?}", report.outcomes);
     assert!((report.summary.estimated_spend.unwrap().amount - 0.8).abs() < 1e-9);
 }
+
+/// A take whose create was lost at a provider that cannot list its jobs stays marked
+/// when its shot is rendered again: it is never created a second time on its own, and
+/// the take that was delivered is not paid for again.
+#[tokio::test(start_paused = true)]
+async fn a_lost_take_at_a_provider_that_cannot_list_is_never_created_again() {
+    let board = Board::new("openai-videos", 2);
+    let provider = memory(
+        Api::OpenaiVideos,
+        false,
+        Script {
+            lose_create_answers: 1,
+            ..Script::default()
+        },
+    );
+    let first = board.render(&provider, config()).await;
+    assert!(first.error().is_some());
+    assert_eq!(
+        provider.counters().creates,
+        2,
+        "one lost (a job may exist), one made"
+    );
+    for round in 0..2 {
+        let report = board.render(&provider, config()).await;
+        assert!(
+            report.error().is_some(),
+            "round {round}: the lost take still refuses"
+        );
+        assert_eq!(
+            provider.counters().creates,
+            2,
+            "round {round}: nothing created again"
+        );
+        let lock = board.lock();
+        assert_eq!(
+            lock.shots["a"].creating.len(),
+            1,
+            "round {round}: the mark is kept"
+        );
+    }
+}
+
+/// An outdated job cancelled for a new render stays in the ledger as cancelled (paid
+/// for, not delivered), beside the new one.
+#[tokio::test(start_paused = true)]
+async fn an_outdated_job_cancelled_for_a_new_render_stays_in_the_ledger() {
+    let board = Board::new("openai-videos", 1);
+    let provider = memory(
+        Api::OpenaiVideos,
+        true,
+        Script {
+            never_finish: true,
+            ..Script::default()
+        },
+    );
+    // The first job never ends; the run is stopped while it runs.
+    let stop = Arc::new(Stop::default());
+    let run = {
+        let sb = board.storyboard();
+        let lock = board.lock();
+        let plan = plan::plan(
+            &sb,
+            &lock,
+            &plan::Options {
+                endpoint: "memory".into(),
+                ..Default::default()
+            },
+        );
+        let recorder = Arc::new(Recorder::new(sb.lockfile_path(), lock));
+        let reporter = Arc::new(Reporter::with_output(Mode::Json, Box::new(std::io::sink())));
+        let client: crate::api::Client = provider.clone();
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move { run(client, sb, plan, recorder, reporter, config(), stop).await })
+    };
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    stop.request();
+    let _ = tokio::time::timeout(Duration::from_secs(3600), run).await;
+    assert_eq!(
+        board.lock().shots["a"].jobs[0].status,
+        lockfile::JobState::Pending
+    );
+    // A new prompt: the old job is cancelled, a new one made.
+    let m = std::fs::read_to_string(board.dir.path().join("shotlist.yaml")).unwrap();
+    std::fs::write(
+        board.dir.path().join("shotlist.yaml"),
+        m.replace("A lantern.", "A candle."),
+    )
+    .unwrap();
+    let provider2 = provider.clone();
+    let second = tokio::spawn(async move {
+        let b = board;
+        let _ = tokio::time::timeout(Duration::from_secs(60), b.render(&provider2, config())).await;
+        b
+    });
+    let board = second.await.unwrap();
+    assert_eq!(provider.counters().deletes, 1);
+    let lock = board.lock();
+    assert_eq!(
+        lock.ledger.len(),
+        2,
+        "{}",
+        std::fs::read_to_string(board.dir.path().join("shotlist.lock")).unwrap()
+    );
+    assert_eq!(lock.ledger[0].outcome, lockfile::LedgerOutcome::Cancelled);
+    assert!(
+        lock.ledger[0]
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("outdated")
+    );
+}

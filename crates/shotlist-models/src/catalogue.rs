@@ -495,10 +495,12 @@ impl Catalogue {
             .max_by_key(|m| m.id.len());
         // The provider's own id names it too (`fal-ai/veo3.1`, `google/veo-3.1`), where
         // that is not already a catalogue id.
+        // A pinned version (`owner/name:VERSION` on Replicate) is that model too.
+        let base = name.split_once(':').map_or(name, |(base, _)| base);
         by_id.or_else(|| {
             self.models
                 .iter()
-                .find(|m| m.provider == api && m.provider_model == name && m.id != name)
+                .find(|m| m.provider == api && m.provider_model == base && m.id != name)
         })
     }
 
