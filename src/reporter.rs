@@ -357,3 +357,30 @@ fn human_bytes(n: u64) -> String {
         n => format!("{n} B"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_what_the_run_spent_and_why_the_cap_stopped_shots() {
+        let s = Summary {
+            rendered: 2,
+            failed: 1,
+            jobs_created: 3,
+            estimated_spend: Some(crate::cost::Money::new(1.2, "USD")),
+            unknown_price_jobs: 1,
+            over_budget: 1,
+            ..Summary::default()
+        };
+        let line = describe(&Event::Summary(s)).unwrap();
+        assert!(
+            line.ends_with(
+                "; est. spend $1.20 + 1 job of unknown price; the cap kept 1 shot from starting"
+            ),
+            "{line}"
+        );
+        let line = describe(&Event::Summary(Summary::default())).unwrap();
+        assert!(!line.contains("spend") && !line.contains("cap"), "{line}");
+    }
+}
