@@ -19,7 +19,7 @@ use std::sync::Mutex;
 
 use reqwest::{Method, Url};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::error::{ApiError, Result};
 use super::job::{Failure, Job, JobRequest, JobStatus, PollHint};
@@ -104,13 +104,7 @@ impl FalClient {
 
     /// The model's input: prompt, the size and length as its fields, its params.
     pub fn request_body(req: &JobRequest) -> Value {
-        let mut body = json!({ "prompt": req.prompt });
-        if let Some(obj) = body.as_object_mut() {
-            for (k, v) in &req.fields {
-                obj.insert(k.clone(), v.clone());
-            }
-        }
-        super::with_params(body, &req.params)
+        super::model_input(req)
     }
 
     pub async fn create(&self, req: &JobRequest) -> Result<Job> {

@@ -275,6 +275,21 @@ pub(crate) fn with_params(
     body
 }
 
+/// The input of a provider that takes each model's own fields (fal, Replicate,
+/// OpenRouter): the prompt, the size and length as the model's fields, then its params
+/// (a field already set is never replaced by a param).
+pub(crate) fn model_input(req: &JobRequest) -> serde_json::Value {
+    let mut input = serde_json::Map::new();
+    input.insert(
+        "prompt".into(),
+        serde_json::Value::from(req.prompt.as_str()),
+    );
+    for (k, v) in &req.fields {
+        input.insert(k.clone(), v.clone());
+    }
+    with_params(serde_json::Value::Object(input), &req.params)
+}
+
 /// Deserializes an answer; a mismatch names the thing and serde's reason, not the body.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| ApiError::Protocol {

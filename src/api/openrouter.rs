@@ -53,13 +53,13 @@ impl OpenRouterClient {
     /// `VideoGenerationRequest`: model, prompt, the size and length as the model's fields,
     /// its params.
     pub fn request_body(req: &JobRequest) -> Value {
-        let mut body = json!({ "model": req.model, "prompt": req.prompt });
-        if let Some(obj) = body.as_object_mut() {
-            for (k, v) in &req.fields {
-                obj.insert(k.clone(), v.clone());
+        let mut body = json!({ "model": req.model });
+        if let (Some(obj), Value::Object(input)) = (body.as_object_mut(), super::model_input(req)) {
+            for (k, v) in input {
+                obj.entry(k).or_insert(v);
             }
         }
-        super::with_params(body, &req.params)
+        body
     }
 
     fn read(&self, body: &[u8], what: &str, model: Option<&str>) -> Result<Job> {

@@ -139,22 +139,12 @@ impl ReplicateClient {
         endpoint_url(&self.base, segments, query)
     }
 
-    fn input(req: &JobRequest) -> Value {
-        let mut input = json!({ "prompt": req.prompt });
-        if let Some(obj) = input.as_object_mut() {
-            for (k, v) in &req.fields {
-                obj.insert(k.clone(), v.clone());
-            }
-        }
-        super::with_params(input, &req.params)
-    }
-
     /// `{input}` for an official model (`owner/name`), `{version, input}` for a version.
     pub fn request_body(req: &JobRequest) -> Value {
         if req.model.contains(':') || !req.model.contains('/') {
-            json!({ "version": req.model, "input": Self::input(req) })
+            json!({ "version": req.model, "input": super::model_input(req) })
         } else {
-            json!({ "input": Self::input(req) })
+            json!({ "input": super::model_input(req) })
         }
     }
 
