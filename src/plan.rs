@@ -167,6 +167,8 @@ pub struct Totals {
     pub fresh_cost: f64,
     /// Shots with something to create whose price is unknown.
     pub unknown_price: Vec<String>,
+    /// Fresh shots whose price is unknown (not in `fresh_cost`).
+    pub fresh_unknown_price: usize,
 }
 
 /// What to plan for.
@@ -270,6 +272,7 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
         }
         match (action, estimated_cost, full_cost) {
             (Action::Fresh, _, Some(full)) => totals.fresh_cost += full,
+            (Action::Fresh, _, None) => totals.fresh_unknown_price += 1,
             (_, Some(e), _) => totals.estimated_cost += e,
             (_, None, _) if jobs_to_create > 0 => totals.unknown_price.push(shot.id.clone()),
             _ => {}

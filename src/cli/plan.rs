@@ -77,11 +77,27 @@ pub fn render_text(file: &str, plan: &Plan) -> String {
             t.unknown_price.join(", ")
         ),
     };
+    // Never a 0 for what has no known price.
+    let part = |amount: f64, unknown: usize, known: bool| match (known, unknown) {
+        (false, 0) => money(0.0),
+        (false, _) => "price unknown".to_owned(),
+        (true, 0) => money(amount),
+        (true, n) => format!(
+            "{} + {n} shot{} of unknown price",
+            money(amount),
+            plural(n as u64)
+        ),
+    };
+    let known = t.currency.is_some();
+    let to_create = if t.unknown_price.is_empty() || known {
+        format!("{}{unknown}", money(t.estimated_cost))
+    } else {
+        format!("price unknown{unknown}")
+    };
     let _ = writeln!(
         out,
-        "estimated cost: {} to create{unknown}; {} already fresh",
-        money(t.estimated_cost),
-        money(t.fresh_cost)
+        "estimated cost to create: {to_create}; of the fresh shots: {}",
+        part(t.fresh_cost, t.fresh_unknown_price, known)
     );
     out
 }

@@ -89,7 +89,7 @@ async fn plan_totals_are_seconds_times_takes_times_price_and_unknown_is_never_ze
     );
     let out = shotlist_in(&p, &["plan", "--local"]);
     assert!(
-        text(&out).contains("estimated cost: $2.50 to create"),
+        text(&out).contains("estimated cost to create: $2.50; of the fresh shots: $0.00"),
         "{}",
         text(&out)
     );
