@@ -295,3 +295,39 @@ async fn openrouter_out_of_credit_stops_the_run_with_exit_8() {
     assert_media_clean(&emu);
     emu.shutdown().await;
 }
+
+/// Replicate deletes an output an hour after its prediction ends: a prediction found
+/// later with its output gone is recorded as paid but not received, and the next run
+/// renders the shot anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicate_output_removed_before_download_is_recorded_and_rendered_anew() {
+    // Outputs are kept 400 emulated seconds here (the catalogue's hour, shortened).
+    let emu = emulator(EmulatorConfig {
+        retention: Duration::from_secs(400),
+        ..emulator_config()
+    })
+    .await;
+    let p = Project::new(&board("replicate", "seedance-2.0", 1));
+    assert_eq!(code(&run(&p, &emu, &[]).await), 0);
+    std::fs::remove_file(p.path("renders/s00.mp4")).unwrap();
+    tokio::time::sleep(Duration::from_secs_f64(900.0 / SCALE)).await;
+    let out = run(&p, &emu, &[]).await;
+    assert_eq!(code(&out), 6, "{}", text(&out));
+    assert_eq!(
+        stats(&emu).jobs_created,
+        1,
+        "not rendered anew within the same run"
+    );
+    let lock = p.lock();
+    assert_eq!(lock.shots["s00"].jobs[0].status, JobState::Failed);
+    assert_eq!(
+        lock.ledger[0].outcome,
+        shotlist::lockfile::LedgerOutcome::Expired
+    );
+    let out = run(&p, &emu, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(stats(&emu).jobs_created, 2);
+    assert!(p.path("renders/s00.mp4").is_file());
+    assert_media_clean(&emu);
+    emu.shutdown().await;
+}
