@@ -432,6 +432,16 @@ fn scrub_bytes(body: &[u8], sent: &HeaderValue) -> Vec<u8> {
         .strip_prefix(b"Bearer ")
         .or_else(|| sent.strip_prefix(b"Key "))
         .unwrap_or(sent);
+    let out = scrub_one(body, secret);
+    // fal's `id:secret` keys: the secret half alone is as secret as the whole.
+    match secret.iter().rposition(|&b| b == b':') {
+        Some(i) if secret.len() - i > 8 => scrub_one(&out, &secret[i + 1..]),
+        _ => out,
+    }
+}
+
+/// Every occurrence of `secret` (4 bytes or more) in `body`, replaced by `***`.
+fn scrub_one(body: &[u8], secret: &[u8]) -> Vec<u8> {
     if secret.len() < 4 {
         return body.to_vec();
     }
@@ -447,6 +457,15 @@ fn scrub_bytes(body: &[u8], sent: &HeaderValue) -> Vec<u8> {
         }
     }
     out
+}
+
+#[cfg(test)]
+#[test]
+fn the_secret_half_of_a_fal_key_is_scrubbed_too() {
+    let sent = HeaderValue::from_static("Key key-id-1:fal-secret-0123456789");
+    let body = b"bad key key-id-1:fal-secret-0123456789, secret fal-secret-0123456789";
+    let out = String::from_utf8(scrub_bytes(body, &sent)).unwrap();
+    assert_eq!(out, "bad key ***, secret ***");
 }
 
 /// A wait a throttled answer states in words, `... resets in ~30s.` (Replicate).
