@@ -108,14 +108,7 @@ impl FalClient {
     }
 
     pub async fn create(&self, req: &JobRequest) -> Result<Job> {
-        if req.variants != 1 {
-            return Err(ApiError::Config {
-                message: format!(
-                    "fal makes one video per request; submit {} requests instead of one with {} takes",
-                    req.variants, req.variants
-                ),
-            });
-        }
+        super::one_take_per_job(req, "fal")?;
         let body = Self::request_body(req);
         let segments: Vec<&str> = req.model.split('/').filter(|s| !s.is_empty()).collect();
         let call = Call {

@@ -275,6 +275,20 @@ pub(crate) fn with_params(
     body
 }
 
+/// Refuses a request for several takes in one job, where `service` (`fal`, `the videos
+/// API`) makes one video per job: the engine sends N jobs for N takes.
+pub(crate) fn one_take_per_job(req: &JobRequest, service: &str) -> Result<()> {
+    if req.variants == 1 {
+        return Ok(());
+    }
+    Err(ApiError::Config {
+        message: format!(
+            "{service} makes one video per job; create {} jobs instead of one with {} takes",
+            req.variants, req.variants
+        ),
+    })
+}
+
 /// The input of a provider that takes each model's own fields (fal, Replicate,
 /// OpenRouter): the prompt, the size and length as the model's fields, then its params
 /// (a field already set is never replaced by a param).

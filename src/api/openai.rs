@@ -109,14 +109,7 @@ impl OpenAiClient {
     }
 
     pub async fn create(&self, req: &JobRequest) -> Result<Job> {
-        if req.variants != 1 {
-            return Err(ApiError::Config {
-                message: format!(
-                    "the videos API makes one video per job; create {} jobs instead of one with `variants: {}`",
-                    req.variants, req.variants
-                ),
-            });
-        }
+        super::one_take_per_job(req, "the videos API")?;
         let body = Self::request_body(req);
         let call = Call {
             method: Method::POST,

@@ -124,14 +124,7 @@ impl OpenRouterClient {
     }
 
     pub async fn create(&self, req: &JobRequest) -> Result<Job> {
-        if req.variants != 1 {
-            return Err(ApiError::Config {
-                message: format!(
-                    "an OpenRouter job makes one video; submit {} jobs instead of one with {} takes",
-                    req.variants, req.variants
-                ),
-            });
-        }
+        super::one_take_per_job(req, "OpenRouter")?;
         let body = Self::request_body(req);
         let call = Call {
             method: Method::POST,

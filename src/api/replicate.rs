@@ -168,14 +168,7 @@ impl ReplicateClient {
     }
 
     pub async fn create(&self, req: &JobRequest) -> Result<Job> {
-        if req.variants != 1 {
-            return Err(ApiError::Config {
-                message: format!(
-                    "a Replicate prediction makes one video; create {} predictions instead of one with {} takes",
-                    req.variants, req.variants
-                ),
-            });
-        }
+        super::one_take_per_job(req, "Replicate")?;
         let body = Self::request_body(req);
         let url = match req.model.split_once('/') {
             Some((owner, name)) if !req.model.contains(':') => {

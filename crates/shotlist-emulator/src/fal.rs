@@ -253,8 +253,8 @@ async fn submit(
 /// A request of app `app_id` whose result has not expired.
 fn request(app: &App, app_id_: &str, id: &str, now: EmuMillis) -> Option<Arc<Job>> {
     app.store
-        .job(id, now)
-        .filter(|j| j.spec.api == Api::Fal && app_id(&j.spec.model) == app_id_)
+        .job_of(Api::Fal, id, now)
+        .filter(|j| app_id(&j.spec.model) == app_id_)
         .filter(|j| j.outputs_until(now).is_none_or(|until| now < until))
 }
 

@@ -93,8 +93,7 @@ fn video_json(app: &App, job: &Job) -> Value {
 /// A video of this API that still exists at `now`, or the API's own 404.
 fn video(app: &App, id: &str, now: super::clock::EmuMillis) -> Result<Arc<Job>, ApiError> {
     app.store
-        .job(id, now)
-        .filter(|j| j.spec.api == Api::OpenaiVideos)
+        .job_of(Api::OpenaiVideos, id, now)
         .ok_or_else(|| not_found(id))
 }
 

@@ -294,8 +294,7 @@ fn not_found(id: &str) -> ApiError {
 
 fn video(app: &App, id: &str, now: EmuMillis) -> Result<Arc<Job>, ApiError> {
     app.store
-        .job(id, now)
-        .filter(|j| j.spec.api == Api::Openrouter)
+        .job_of(Api::Openrouter, id, now)
         .ok_or_else(|| not_found(id))
 }
 

@@ -455,8 +455,7 @@ async fn hold(app: &App, job: &Job, wait: Duration) -> bool {
 
 fn prediction(app: &App, id: &str, now: EmuMillis) -> Result<Arc<Job>, ApiError> {
     app.store
-        .job(id, now)
-        .filter(|j| j.spec.api == Api::Replicate)
+        .job_of(Api::Replicate, id, now)
         .ok_or_else(|| not_found(id))
 }
 

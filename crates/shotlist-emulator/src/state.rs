@@ -537,6 +537,11 @@ impl Store {
             .cloned()
     }
 
+    /// A live job of `api` (another API's job of that id is not one).
+    pub fn job_of(&self, api: Api, id: &str, now: EmuMillis) -> Option<Arc<Job>> {
+        self.job(id, now).filter(|j| j.spec.api == api)
+    }
+
     /// A generation of a live job that has succeeded.
     pub fn generation(&self, id: &str, now: EmuMillis) -> Option<(Arc<Job>, Arc<Generation>)> {
         let inner = self.lock();
