@@ -93,6 +93,10 @@ pub struct Model {
     /// The model's own inputs a shot may set under `params:` (seed, negative prompt, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
+    /// The images it can start from (first frame, last frame, references); absent: it
+    /// takes none (text to video).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImageInputs>,
     /// Absent: the price is unknown (never taken as free).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Price>,
@@ -206,6 +210,154 @@ pub struct SizeEntry {
     /// `model_fields`): `{resolution: 720p, aspect_ratio: "16:9"}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+}
+
+/// The images a model takes, how they travel and what it accepts of them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageInputs {
+    /// The video's first frame (image to video).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_frame: Option<ImageSlot>,
+    /// The video's last frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame: Option<ImageSlot>,
+    /// Images of a character, a place or a style the video keeps to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<ReferenceSlot>,
+    /// Whether an image must have exactly the video's size (else any size is fitted).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub match_size: bool,
+    /// Whether references and frames exclude each other.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub references_alone: bool,
+    /// The largest image accepted, in bytes.
+    pub max_bytes: u64,
+    /// The image types accepted.
+    pub formats: Vec<ImageFormat>,
+    /// Frames per second of the video, where the protocol places an image at a frame
+    /// index (Azure's `inpaint_items`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<u32>,
+}
+
+/// Where one frame image goes: the model's own field (providers with `model_fields`),
+/// or the protocol's own place for it where `field` is absent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSlot {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Whether every shot of this model must give it (an image-to-video model's image).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub required: bool,
+}
+
+/// Where reference images go and how many the model takes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceSlot {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub max: u32,
+}
+
+/// An image type, as sniffed from its bytes (never from a file name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFormat {
+    Png,
+    Jpeg,
+    Webp,
+}
+
+impl ImageFormat {
+    pub const ALL: [ImageFormat; 3] = [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Webp];
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "image/png",
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Webp => "image/webp",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "png",
+            ImageFormat::Jpeg => "jpg",
+            ImageFormat::Webp => "webp",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "PNG",
+            ImageFormat::Jpeg => "JPEG",
+            ImageFormat::Webp => "WebP",
+        }
+    }
+
+    /// The type of an image from its first bytes (its magic number).
+    pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
+        if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(ImageFormat::Png)
+        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(ImageFormat::Jpeg)
+        } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+            Some(ImageFormat::Webp)
+        } else {
+            None
+        }
+    }
+}
+
+/// Which of a model's image inputs an image is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageRole {
+    FirstFrame,
+    LastFrame,
+    Reference,
+}
+
+impl ImageRole {
+    /// The manifest's key for it.
+    pub fn key(self) -> &'static str {
+        match self {
+            ImageRole::FirstFrame => "image",
+            ImageRole::LastFrame => "last_frame",
+            ImageRole::Reference => "references",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            ImageRole::FirstFrame => "first frame",
+            ImageRole::LastFrame => "last frame",
+            ImageRole::Reference => "reference images",
+        }
+    }
+}
+
+impl ImageInputs {
+    /// The model's own field for an image of `role`, if it has one.
+    pub fn field(&self, role: ImageRole) -> Option<&str> {
+        match role {
+            ImageRole::FirstFrame => self.first_frame.as_ref()?.field.as_deref(),
+            ImageRole::LastFrame => self.last_frame.as_ref()?.field.as_deref(),
+            ImageRole::Reference => self.references.as_ref()?.field.as_deref(),
+        }
+    }
+
+    /// Whether the model takes an image of `role` at all.
+    pub fn takes(&self, role: ImageRole) -> bool {
+        match role {
+            ImageRole::FirstFrame => self.first_frame.is_some(),
+            ImageRole::LastFrame => self.last_frame.is_some(),
+            ImageRole::Reference => self.references.is_some(),
+        }
+    }
 }
 
 /// The model's own field for the length, and how it is written.
@@ -745,6 +897,34 @@ impl Catalogue {
                     "price",
                     "`currency` is an ISO 4217 code such as `USD`".into(),
                 );
+            }
+        }
+        if let Some(images) = &m.images {
+            if images.formats.is_empty() {
+                problem("images", "`formats` names at least one image type".into());
+            }
+            if images.max_bytes == 0 {
+                problem("images", "`max_bytes` is at least 1".into());
+            }
+            if images.references.as_ref().is_some_and(|r| r.max == 0) {
+                problem("images", "`references.max` is at least 1".into());
+            }
+            let roles = [ImageRole::FirstFrame, ImageRole::LastFrame, ImageRole::Reference];
+            if !roles.iter().any(|r| images.takes(*r)) {
+                problem("images", "takes no image: leave `images` out".into());
+            }
+            for role in roles {
+                if let Some(field) = images.field(role)
+                    && m.params.iter().any(|p| p.name == field)
+                {
+                    problem(
+                        "images",
+                        format!("`{field}` is both an image field and a parameter"),
+                    );
+                }
+            }
+            if require_sources && !m.sources.iter().any(|s| s.facts.iter().any(|f| f == "images")) {
+                problem("sources", "no source for `images`".into());
             }
         }
         if require_sources {
