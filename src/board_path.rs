@@ -84,6 +84,20 @@ pub fn check_owned_dir(root: &Path, rel: &Path) -> Result<(), Refused> {
 /// resolved, must lie inside `root`; it must be a regular file (not a FIFO or a device)
 /// of at most `max_bytes`, read with that bound whatever the file claims.
 pub fn read_text_inside(root: &Path, rel: &str, max_bytes: u64) -> Result<String, Refused> {
+    let bytes = read_inside(root, rel, max_bytes)?;
+    String::from_utf8(bytes).map_err(|e| Refused::Io {
+        path: rel.to_owned(),
+        cause: format!(
+            "not UTF-8 text (first bad byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
+    })
+}
+
+/// Reads a file named by the manifest (a prompt file, an image), by the rules of
+/// [`read_text_inside`]: inside `root` by its real path, a regular file, at most
+/// `max_bytes`.
+pub fn read_inside(root: &Path, rel: &str, max_bytes: u64) -> Result<Vec<u8>, Refused> {
     if !is_plain_relative(rel) {
         return Err(Refused::NotRelative(rel.to_owned()));
     }
@@ -113,13 +127,7 @@ pub fn read_text_inside(root: &Path, rel: &str, max_bytes: u64) -> Result<String
             max: max_bytes,
         });
     }
-    String::from_utf8(bytes).map_err(|e| Refused::Io {
-        path: rel.to_owned(),
-        cause: format!(
-            "not UTF-8 text (first bad byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ),
-    })
+    Ok(bytes)
 }
 
 #[cfg(test)]

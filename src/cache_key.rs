@@ -29,6 +29,18 @@ struct CacheKey<'a> {
     /// Absent when empty, so hashes made before `params` existed stay the same.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     params: &'a crate::shot::Params,
+    /// Absent when empty, as `params`: each image by its role, its bytes (a file's, or
+    /// the upstream video's) and which frame; never by a path or a shot id.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    images: Vec<ImageKey<'a>>,
+}
+
+#[derive(Serialize)]
+struct ImageKey<'a> {
+    role: crate::catalogue::ImageRole,
+    sha256: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frame: Option<&'a str>,
 }
 
 /// `sha256:<64 hex>` of the shot's render inputs.
@@ -48,6 +60,15 @@ pub fn hash(inputs: &RenderInputs) -> String {
         seconds: inputs.seconds,
         variants: inputs.takes,
         params: &inputs.params,
+        images: inputs
+            .images
+            .iter()
+            .map(|i| ImageKey {
+                role: i.role,
+                sha256: &i.sha256,
+                frame: i.frame.as_deref(),
+            })
+            .collect(),
     };
     let json =
         serde_json::to_vec(&key).expect("a struct of strings and integers always serializes");

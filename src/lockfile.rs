@@ -47,6 +47,23 @@ pub struct Lockfile {
     /// paid for and what came of it (`shotlist spend`), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ledger: Vec<LedgerEntry>,
+    /// Frames taken from rendered videos for the shots that start from them, by file
+    /// (relative to the manifest's folder): reused while their video is unchanged.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub frames: BTreeMap<String, FrameLock>,
+}
+
+/// One frame taken from a shot's video.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameLock {
+    pub shot: String,
+    pub take: u32,
+    /// `first`, `last` or seconds.
+    pub frame: String,
+    /// The sha256 of the video it was taken from.
+    pub video_sha256: String,
+    /// The PNG file.
+    pub file: FileLock,
 }
 
 /// One job in the ledger.
@@ -312,6 +329,7 @@ impl Lockfile {
             revision: REVISION,
             shots: BTreeMap::new(),
             ledger: Vec::new(),
+            frames: BTreeMap::new(),
         }
     }
 
@@ -567,6 +585,17 @@ impl ShotLock {
         self.jobs
             .iter()
             .flat_map(|j| j.generations.iter().map(move |g| (j, g)))
+    }
+
+    /// The video file of take `take` (1-based), where one is recorded.
+    pub fn video_of(&self, take: u32) -> Option<&FileLock> {
+        self.jobs
+            .iter()
+            .filter(|j| j.status == JobState::Succeeded)
+            .flat_map(|j| j.generations.iter())
+            .filter(|g| g.variant == take)
+            .filter_map(|g| g.file.as_ref())
+            .next_back()
     }
 
     /// Latest expiry of the shot's jobs, if the service told one.

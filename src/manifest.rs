@@ -35,6 +35,9 @@ pub(crate) const SHOT_KEYS: &[&str] = &[
     "style",
     "tags",
     "params",
+    "image",
+    "last_frame",
+    "references",
 ];
 /// Longest shot id: ids become file names, and file systems cap names at 255 bytes.
 pub const MAX_ID_LEN: usize = 64;
@@ -57,6 +60,45 @@ pub struct Storyboard {
 }
 
 impl Storyboard {
+    /// The shots in an order where every shot comes after the shots whose frames it
+    /// starts from (manifest order otherwise); validation refused cycles.
+    pub fn render_order(&self) -> Vec<&Shot> {
+        let index: HashMap<&str, usize> = self
+            .shots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let mut placed = vec![false; self.shots.len()];
+        let mut out = Vec::with_capacity(self.shots.len());
+        fn visit<'s>(
+            i: usize,
+            shots: &'s [Shot],
+            index: &HashMap<&str, usize>,
+            placed: &mut [bool],
+            out: &mut Vec<&'s Shot>,
+        ) {
+            if placed[i] {
+                return;
+            }
+            placed[i] = true;
+            for up in shots[i].upstream() {
+                if let Some(&j) = index.get(up) {
+                    visit(j, shots, index, placed, out);
+                }
+            }
+            out.push(&shots[i]);
+        }
+        for i in 0..self.shots.len() {
+            visit(i, &self.shots, &index, &mut placed, &mut out);
+        }
+        out
+    }
+
+    pub fn shot(&self, id: &str) -> Option<&Shot> {
+        self.shots.iter().find(|s| s.id == id)
+    }
+
     pub fn limits(&self) -> &'static ApiLimits {
         self.api.limits()
     }
@@ -233,6 +275,7 @@ pub fn parse(path: &Path, text: String) -> Result<Storyboard, LoadError> {
         problems: Vec::new(),
         dir: &dir,
         catalogue: &catalogue,
+        edges: Vec::new(),
     };
     let result = match yaml::parse(&source) {
         Ok(root) => reader.manifest(&root),
@@ -283,7 +326,11 @@ struct Reader<'a> {
     problems: Vec<Problem>,
     dir: &'a Path,
     catalogue: &'a Catalogue,
+    /// Frames of other shots, checked once every shot is read.
+    edges: Vec<images::Edge>,
 }
+
+mod images;
 
 impl Reader<'_> {
     fn manifest(&mut self, root: &Node) -> Option<(Api, PathBuf, Option<f64>, Vec<Shot>)> {
@@ -743,6 +790,7 @@ impl Reader<'_> {
             }
         }
         self.file_name_clashes(&shots, &seen);
+        self.check_graph(&shots);
         shots
     }
 
@@ -945,6 +993,16 @@ impl Reader<'_> {
             );
         }
 
+        let rules = images::ImageRules {
+            model: model.as_ref().map_or("", |m| m.value.as_str()),
+            inputs: entry
+                .unwrap_or_else(|| self.catalogue.default_model(limits.api))
+                .images
+                .as_ref(),
+            api: limits.api,
+        };
+        let images = self.images(&f, &at_shot, &rules, size.as_ref().map(|s| s.value));
+
         let prompt = prompt.and_then(|p| self.final_prompt(p, style.as_ref(), own_limits))?;
         let mut shot = Shot::new(
             id?,
@@ -956,6 +1014,9 @@ impl Reader<'_> {
             tags?,
         );
         shot.params = params?;
+        let images = images?;
+        shot.images = images.iter().map(|(i, _)| i.clone()).collect();
+        self.note_edges(&shot, &images, entry);
         Some(shot)
     }
 
@@ -1403,6 +1464,102 @@ mod tests {
         assert_eq!(sb.shots[1].prompt, "A dog.");
     }
 
+    /// A board in a folder, with an image file of `w`x`h` (PNG) at `keyframes/k.png`.
+    fn board_with_image(src: &str, w: u32, h: u32) -> (tempfile::TempDir, Vec<Problem>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("keyframes")).unwrap();
+        let mut png = Vec::new();
+        image::RgbImage::from_pixel(w, h, image::Rgb([200, 40, 40]))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        std::fs::write(dir.path().join("keyframes/k.png"), png).unwrap();
+        let path = dir.path().join("shotlist.yaml");
+        let ps = match parse(&path, src.to_string()) {
+            Ok(_) => Vec::new(),
+            Err(LoadError::Invalid(d)) => d.problems,
+            Err(e) => panic!("{e}"),
+        };
+        (dir, ps)
+    }
+
+    #[test]
+    fn image_files_are_checked_against_the_models_rules_at_their_value() {
+        // `/v1/videos` needs the video's size; a wrong one is named with both sizes.
+        let src = "version: 1\napi: openai-videos\nshots:\n  - id: a\n    prompt: x\n    size: 1280x720\n    image: keyframes/k.png\n";
+        let (_d, ps) = board_with_image(src, 640, 480);
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(
+            ps[0].message,
+            "image is 640x480, the model needs the video's size (1280x720)"
+        );
+        assert_eq!(at(src, &ps[0]), "keyframes/k.png");
+        let (_d, ps) = board_with_image(src, 1280, 720);
+        assert!(ps.is_empty(), "{ps:?}");
+        // Azure fits any size; a file outside the board or missing is refused, located.
+        let src = "version: 1\nshots:\n  - id: a\n    prompt: x\n    size: 480x480\n    image: keyframes/k.png\n  - id: b\n    prompt: y\n    size: 480x480\n    image: ../k.png\n  - id: c\n    prompt: z\n    size: 480x480\n    image: keyframes/none.png\n";
+        let (_d, ps) = board_with_image(src, 640, 480);
+        assert_eq!(ps.len(), 2, "{ps:?}");
+        assert!(
+            ps[0].message.contains("not inside the manifest's folder"),
+            "{ps:?}"
+        );
+        assert_eq!(at(src, &ps[0]), "../k.png");
+        assert!(
+            ps[1]
+                .message
+                .contains("failed to read image `keyframes/none.png`"),
+            "{ps:?}"
+        );
+    }
+
+    #[test]
+    fn image_file_hash_is_a_render_input_and_frames_are_edges() {
+        let src = "version: 1\nshots:\n  - id: a\n    prompt: x\n    size: 480x480\n    image: keyframes/k.png\n  - id: b\n    prompt: y\n    size: 480x480\n    image: {shot: a, take: 1, frame: 1.5}\n";
+        let (dir, ps) = board_with_image(src, 64, 64);
+        assert!(ps.is_empty(), "{ps:?}");
+        let sb = parse(&dir.path().join("shotlist.yaml"), src.to_string()).unwrap();
+        let a = crate::render_inputs::RenderInputs::of(Api::AzureJobs, &sb.shots[0]);
+        assert_eq!(a.images.len(), 1);
+        // Another image of the same path: another hash.
+        let (dir2, _) = board_with_image(src, 65, 64);
+        let sb2 = parse(&dir2.path().join("shotlist.yaml"), src.to_string()).unwrap();
+        let a2 = crate::render_inputs::RenderInputs::of(Api::AzureJobs, &sb2.shots[0]);
+        assert_ne!(a.hash(), a2.hash());
+        assert_eq!(a2.changes_from(&a), ["images"]);
+        assert_eq!(sb.shots[1].upstream(), ["a"]);
+        assert_eq!(
+            sb.render_order()
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        // A frame of a shot's video is identified by that video: another video, another
+        // hash, and the change is named after the shot.
+        let b = |video: &str| {
+            crate::render_inputs::RenderInputs::resolve(Api::AzureJobs, &sb.shots[1], |_| {
+                Some(video.to_owned())
+            })
+            .unwrap()
+        };
+        assert_ne!(b("aa").hash(), b("bb").hash());
+        assert_eq!(b("bb").changes_from(&b("aa")), ["upstream `a` changed"]);
+        assert_eq!(b("aa").images[0].frame.as_deref(), Some("1.5"));
+        // Out of range takes and times are refused at the reference.
+        let bad = "version: 1\nshots:\n  - id: a\n    prompt: x\n    size: 480x480\n    seconds: 4\n  - id: b\n    prompt: y\n    size: 480x480\n    image: {shot: a, take: 2}\n  - id: c\n    prompt: z\n    size: 480x480\n    image: {shot: a, frame: 4}\n  - id: d\n    prompt: w\n    size: 480x480\n    image: {shot: d}\n";
+        let ps = problems(bad);
+        let msgs: Vec<&str> = ps.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "shot `a` has 1 take; there is no take 2",
+                "shot `a` is 4 seconds long; there is no frame at 4",
+                "shot `d` starts from a frame of itself",
+            ]
+        );
+        assert_eq!(ps[0].span.start, bad.find("{shot: a, take: 2}").unwrap());
+    }
+
     #[test]
     fn every_problem_is_reported_at_its_value() {
         let src = "version: 1\nshots:\n  - id: a\n    prompt: x\n    size: 1x1\n    seconds: 99\n  - id: a\n    promt: y\n    size: 480x480\n";
@@ -1570,14 +1727,21 @@ mod tests {
             ps[0].message.contains("at most 6 seconds at 1920x1080"),
             "{ps:?}"
         );
-        let src = "version: 1\napi: fal\nshots:\n  - id: a\n    model: veo-3.1-image-to-video\n    prompt: x\n    size: 1280x720\n    params: {seed: 1}\n  - id: b\n    model: veo-3.1-image-to-video\n    prompt: x\n    size: 1280x720\n    params: {image_url: 'https://example.com/a.png'}\n";
+        let src = "version: 1\napi: fal\nshots:\n  - id: a\n    model: veo-3.1-image-to-video\n    prompt: x\n    size: 1280x720\n    params: {seed: 1}\n  - id: b\n    model: veo-3.1-image-to-video\n    prompt: x\n    size: 1280x720\n    image: {shot: a}\n    last_frame: {shot: a, frame: first}\n";
         let ps = problems(src);
-        assert_eq!(ps.len(), 1, "{ps:?}");
-        assert!(at(src, &ps[0]).starts_with('{'), "points at `params`");
+        assert_eq!(ps.len(), 2, "{ps:?}");
         assert!(
-            ps[0].message.contains("needs the parameter `image_url`"),
+            ps[0]
+                .message
+                .contains("model `veo-3.1-image-to-video` needs `image:`"),
             "{ps:?}"
         );
+        assert_eq!(ps[0].span.start, src.find("id: a").unwrap(), "at the shot");
+        assert_eq!(
+            ps[1].message,
+            "model `veo-3.1-image-to-video` takes no last frame"
+        );
+        assert_eq!(ps[1].span.start, src.find("{shot: a, frame").unwrap());
     }
 
     #[test]

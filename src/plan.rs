@@ -14,10 +14,11 @@ use jiff::Timestamp;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::cache_key::{self, hex};
+use crate::cache_key::hex;
 use crate::limits::Api;
 use crate::lockfile::{FileLock, JobLock, JobState, Lockfile, ShotLock};
 use crate::manifest::Storyboard;
+use crate::render_inputs::RenderInputs;
 use crate::shot::Shot;
 
 /// The endpoint name the lockfile records for the built-in emulator.
@@ -94,6 +95,16 @@ pub enum Reason {
     Moved {
         path: String,
     },
+    /// It starts from a frame of `shot`, which this run renders first.
+    Upstream {
+        shot: String,
+    },
+    /// It starts from a frame of `shot` (take `take`), which is not rendered, and the
+    /// run was asked not to render it (`--no-deps`).
+    UpstreamMissing {
+        shot: String,
+        take: u32,
+    },
 }
 
 impl std::fmt::Display for Reason {
@@ -113,6 +124,13 @@ impl std::fmt::Display for Reason {
             }
             Reason::Moved { path } => write!(f, "`output` changed: moving `{path}`"),
             Reason::Renamed { from } => write!(f, "renamed from `{from}`: its files are reused"),
+            Reason::Upstream { shot } => write!(f, "upstream `{shot}` changed"),
+            Reason::UpstreamMissing { shot, take } => {
+                write!(
+                    f,
+                    "needs a frame of `{shot}` (take {take}), which is not rendered"
+                )
+            }
             Reason::Placeholder => {
                 f.write_str("placeholder from the emulator; target is a real service")
             }
@@ -128,7 +146,14 @@ pub struct ShotPlan {
     pub reason: Reason,
     #[serde(skip)]
     pub shot: Shot,
-    pub input_hash: String,
+    /// `None` until the shots it starts from are rendered (see `after`).
+    pub input_hash: Option<String>,
+    /// The render inputs, when known (as `input_hash`).
+    #[serde(skip)]
+    pub inputs: Option<RenderInputs>,
+    /// The shots this one waits for in this run: it starts from their frames.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
     /// New jobs this shot needs (0 unless rendering).
     pub jobs_to_create: u32,
     /// Video-seconds to generate (0 unless rendering).
@@ -186,7 +211,13 @@ pub struct Options {
     pub tags: Vec<String>,
     /// The time that decides expiry (now, except in tests).
     pub now: Option<Timestamp>,
+    /// Only the selected shots, never the stale shots whose frames they start from; a
+    /// frame of those is taken from what is on disk, or the shot cannot render.
+    pub no_deps: bool,
 }
+
+/// One shot decided: what to do, why, its inputs when known, the shots it waits for.
+type Decided = (Action, Reason, Option<RenderInputs>, Vec<String>);
 
 /// Decides what to do for each selected shot.
 pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan {
@@ -207,31 +238,102 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
         .filter(|(id, _)| !current.contains(id.as_str()))
         .map(|(id, entry)| (entry.input_hash.as_str(), (id.as_str(), entry)))
         .collect();
+    // Every shot is decided, the shots a shot starts from before it, so that it knows
+    // what becomes of them; the plan holds the selected ones and (unless `no_deps`) the
+    // stale shots they start from, in manifest order.
+    let mut decided: HashMap<&str, Decided> = HashMap::new();
+    for shot in storyboard.render_order() {
+        // `--force` is for the shots asked for, not the stale ones they start from.
+        let force = options.force && selected(shot, options);
+        let found = |frame: &crate::shot::FrameRef| {
+            let up = decided.get(frame.shot.as_str())?;
+            let on_disk = options.no_deps || matches!(up.0, Action::Fresh | Action::Download);
+            on_disk
+                .then(|| lock.shots.get(&frame.shot)?.video_of(frame.take))
+                .flatten()
+                .map(|f| f.sha256.clone())
+        };
+        let resolved = RenderInputs::resolve(storyboard.api, shot, found);
+        let after: Vec<String> = shot
+            .upstream()
+            .into_iter()
+            .filter(|up| decided.get(up).is_some_and(|d| d.0 != Action::Fresh))
+            .map(str::to_owned)
+            .collect();
+        let entry = lock.shots.get(&shot.id);
+        let (action, reason, inputs) = match resolved {
+            Err(frame) if options.no_deps => (
+                Action::Render,
+                Reason::UpstreamMissing {
+                    shot: frame.shot,
+                    take: frame.take,
+                },
+                None,
+            ),
+            Err(_) if force => (Action::Render, Reason::Forced, None),
+            Err(_) if entry.is_none() => (Action::Render, Reason::New, None),
+            Err(frame) => (Action::Render, Reason::Upstream { shot: frame.shot }, None),
+            Ok(inputs) => {
+                let input_hash = inputs.hash();
+                let (action, reason) = match (force, entry) {
+                    (true, _) => (Action::Render, Reason::Forced),
+                    (false, None) => match orphans.get(input_hash.as_str()) {
+                        Some(&(from, entry))
+                            if matches!(
+                                decide(storyboard, shot, &inputs, &input_hash, entry, options, now)
+                                    .0,
+                                Action::Fresh | Action::Reuse
+                            ) =>
+                        {
+                            orphans.remove(input_hash.as_str());
+                            (
+                                Action::Reuse,
+                                Reason::Renamed {
+                                    from: from.to_string(),
+                                },
+                            )
+                        }
+                        _ => (Action::Render, Reason::New),
+                    },
+                    (false, Some(entry)) => {
+                        decide(storyboard, shot, &inputs, &input_hash, entry, options, now)
+                    }
+                };
+                (action, reason, Some(inputs))
+            }
+        };
+        decided.insert(&shot.id, (action, reason, inputs, after));
+    }
+    let mut wanted: HashSet<&str> = storyboard
+        .shots
+        .iter()
+        .filter(|s| selected(s, options))
+        .map(|s| s.id.as_str())
+        .collect();
+    if !options.no_deps {
+        // What a wanted shot waits for is wanted too, back to fresh shots (like make).
+        for shot in storyboard.render_order().into_iter().rev() {
+            if wanted.contains(shot.id.as_str()) {
+                for up in &decided[shot.id.as_str()].3 {
+                    if let Some(up) = storyboard.shot(up) {
+                        wanted.insert(&up.id);
+                    }
+                }
+            }
+        }
+    }
     let mut shots = Vec::new();
     let mut totals = Totals::default();
-    for shot in storyboard.shots.iter().filter(|s| selected(s, options)) {
-        let input_hash = cache_key::input_hash(storyboard.api, shot);
-        let (action, reason) = match (options.force, lock.shots.get(&shot.id)) {
-            (true, _) => (Action::Render, Reason::Forced),
-            (false, None) => match orphans.get(input_hash.as_str()) {
-                Some(&(from, entry))
-                    if matches!(
-                        decide(storyboard, shot, &input_hash, entry, options, now).0,
-                        Action::Fresh | Action::Reuse
-                    ) =>
-                {
-                    orphans.remove(input_hash.as_str());
-                    (
-                        Action::Reuse,
-                        Reason::Renamed {
-                            from: from.to_string(),
-                        },
-                    )
-                }
-                _ => (Action::Render, Reason::New),
-            },
-            (false, Some(entry)) => decide(storyboard, shot, &input_hash, entry, options, now),
-        };
+    for shot in storyboard
+        .shots
+        .iter()
+        .filter(|s| wanted.contains(s.id.as_str()))
+    {
+        let (action, reason, inputs, after) = decided
+            .remove(shot.id.as_str())
+            .expect("every shot is decided");
+        let after = if options.no_deps { Vec::new() } else { after };
+        let input_hash = inputs.as_ref().map(RenderInputs::hash);
         let per_job = limits.variants_per_job;
         let (jobs_to_create, video_seconds) = match (action, lock.shots.get(&shot.id)) {
             (Action::Render, _) => (
@@ -283,6 +385,8 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
             reason,
             shot: shot.clone(),
             input_hash,
+            inputs,
+            after,
             jobs_to_create,
             video_seconds,
             estimated_cost,
@@ -315,6 +419,7 @@ fn selected(shot: &Shot, options: &Options) -> bool {
 fn decide(
     sb: &Storyboard,
     shot: &Shot,
+    inputs: &RenderInputs,
     input_hash: &str,
     entry: &ShotLock,
     options: &Options,
@@ -324,7 +429,7 @@ fn decide(
         return (
             Action::Render,
             Reason::InputsChanged {
-                fields: changed_fields(sb.api, shot, entry),
+                fields: changed_fields(sb.api, shot, inputs, entry),
             },
         );
     }
@@ -471,13 +576,9 @@ fn download_or_render(
 
 /// Which recorded inputs differ, by name: from the recorded inputs, or (a lockfile of
 /// shotlist 0.1) from the request body it recorded.
-fn changed_fields(api: Api, shot: &Shot, entry: &ShotLock) -> Vec<String> {
+fn changed_fields(api: Api, shot: &Shot, inputs: &RenderInputs, entry: &ShotLock) -> Vec<String> {
     if let Some(recorded) = &entry.inputs {
-        let mut fields: Vec<String> = crate::render_inputs::RenderInputs::of(api, shot)
-            .changed_from(recorded)
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let mut fields = inputs.changes_from(recorded);
         if fields.is_empty() {
             fields.push("render inputs".into());
         }
@@ -608,7 +709,7 @@ mod tests {
         std::fs::write(&abs, shot.id.as_bytes()).unwrap();
         let meta = std::fs::metadata(&abs).unwrap();
         ShotLock {
-            input_hash: cache_key::input_hash(sb.api, shot),
+            input_hash: crate::cache_key::input_hash(sb.api, shot),
             api: sb.api,
             endpoint: SERVICE.into(),
             model: shot.model.clone(),

@@ -106,6 +106,55 @@ struct ShotEntry {
     /// The model's own inputs (see `shotlist models`), e.g. `{seed: 42}`: numbers,
     /// booleans or strings, checked against the model's catalogue entry.
     params: Option<std::collections::BTreeMap<String, ParamValue>>,
+    /// The video's first frame: an image file inside the manifest's folder, or a frame of
+    /// another shot (the shot then renders after it, and again when it changes).
+    image: Option<ImageInput>,
+    /// The video's last frame, where the model takes one.
+    last_frame: Option<ImageInput>,
+    /// Images of a character, a place or a style to keep to, where the model takes them.
+    references: Option<Vec<ImageInput>>,
+}
+
+/// An image: a file of the board (PNG, JPEG or WebP), or a frame of another shot.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(untagged)]
+enum ImageInput {
+    /// A path relative to the manifest, inside its folder.
+    File(#[schemars(regex(pattern = r"^(?!/)(?!.*(^|/)\.\.(/|$))(?!\s*$).+$"))] String),
+    Frame(FrameInput),
+}
+
+/// A frame of another shot's video.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct FrameInput {
+    /// The id of the shot.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    shot: String,
+    /// Which of its takes. Default 1.
+    #[schemars(range(min = 1))]
+    take: Option<u32>,
+    /// `first`, `last` (the default) or a time in seconds.
+    frame: Option<FrameAt>,
+}
+
+/// Which frame.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(untagged)]
+enum FrameAt {
+    Named(FrameName),
+    Seconds(#[schemars(range(min = 0))] f64),
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "lowercase")]
+enum FrameName {
+    First,
+    Last,
 }
 
 /// A model parameter's value.

@@ -7,11 +7,13 @@
 
 use reqwest::{Method, Url};
 use serde::Deserialize;
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::error::{ApiError, Result};
 use super::job::{Failure, Job, JobRequest, JobStatus, PollHint};
-use super::transport::{Call, Transport};
+use super::transport::{Call, FilePart, Multipart, Transport};
 use super::{endpoint_url, parse_json, poll_hint};
 use crate::limits::Size;
 
@@ -116,14 +118,50 @@ impl AzureClient {
         )
     }
 
+    /// The multipart variant (`CreateVideoGenerationWithMediaRequestMultiPart`): the same
+    /// fields as text parts, the images as `files`, each placed by an `inpaint_items`
+    /// entry at its frame.
+    pub(crate) fn multipart_body(req: &JobRequest) -> Multipart {
+        let body = Self::request_body(req);
+        let mut text: Vec<(String, String)> = body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), super::text_value(v)))
+            .collect();
+        let mut items = Vec::new();
+        let mut files = Vec::new();
+        for (i, image) in req.images.iter().enumerate() {
+            let file_name = image.file_name(i);
+            items.push(json!({
+                "frame_index": image.frame_index.unwrap_or(0),
+                "type": "image",
+                "file_name": file_name,
+            }));
+            files.push(FilePart {
+                name: "files".into(),
+                file_name,
+                mime: image.format.mime(),
+                bytes: Arc::clone(&image.bytes),
+            });
+        }
+        text.push((
+            "inpaint_items".into(),
+            serde_json::Value::Array(items).to_string(),
+        ));
+        Multipart { text, files }
+    }
+
     pub async fn create(&self, req: &JobRequest) -> Result<Job> {
         let body = Self::request_body(req);
+        let multipart = (!req.images.is_empty()).then(|| Self::multipart_body(req));
         let call = Call {
             method: Method::POST,
             url: self.url(&["video", "generations", "jobs"], &[]),
-            json: Some(&body),
+            json: multipart.is_none().then_some(&body),
             what: "new job",
             create: true,
+            multipart: multipart.as_ref(),
         };
         let answer = self.transport.fetch(&call).await?;
         let mut job = parse_json::<WireJob>(&answer.body, "the created job")?.into_job();
@@ -139,6 +177,7 @@ impl AzureClient {
             json: None,
             what: &what,
             create: false,
+            multipart: None,
         };
         let answer = self.transport.fetch(&call).await?;
         let job = parse_json::<WireJob>(&answer.body, &what)?.into_job();
@@ -173,6 +212,7 @@ impl AzureClient {
             json: None,
             what: &what,
             create: false,
+            multipart: None,
         };
         match self.transport.fetch(&call).await {
             Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),

@@ -117,6 +117,7 @@ impl FalClient {
             json: Some(&body),
             what: "new request",
             create: true,
+            multipart: None,
         };
         let answer = self.transport.fetch(&call).await?;
         let submit = parse_json::<WireSubmit>(&answer.body, "the submitted request")?;
@@ -148,6 +149,7 @@ impl FalClient {
             json: None,
             what: &what,
             create: false,
+            multipart: None,
         };
         let answer = self.transport.fetch(&call).await?;
         let status = parse_json::<WireStatus>(&answer.body, &what)?;
@@ -212,6 +214,7 @@ impl FalClient {
             json: None,
             what: &what,
             create: false,
+            multipart: None,
         };
         let answer = match self.transport.fetch(&call).await {
             Ok(a) => a,
@@ -253,6 +256,7 @@ impl FalClient {
             json: None,
             what: &what,
             create: false,
+            multipart: None,
         };
         match self.transport.fetch(&call).await {
             // `ALREADY_COMPLETED` (400) and `NOT_FOUND`: nothing runs any more.

@@ -25,6 +25,58 @@ pub struct JobRequest {
     /// (fal, Replicate: `resolution`, `aspect_ratio`, `duration`), from the model's
     /// catalogue entry; empty where the protocol has fields of its own for them.
     pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The images the job starts from, in the shot's order (first frame, last frame,
+    /// references), each sent as the protocol documents.
+    pub images: Vec<RequestImage>,
+}
+
+/// One image of a request. Its bytes never reach a log: `Debug` shows the type, the
+/// size in bytes and the hash only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestImage {
+    pub role: crate::catalogue::ImageRole,
+    pub format: crate::catalogue::ImageFormat,
+    /// Lowercase hex sha256 of `bytes`.
+    pub sha256: String,
+    pub bytes: std::sync::Arc<Vec<u8>>,
+    /// The model's own field for it (fal, Replicate), from the catalogue.
+    pub field: Option<String>,
+    /// The frame of the video it stands for, where the protocol places images at frame
+    /// indices (Azure's `inpaint_items`; from the model's frame rate).
+    pub frame_index: Option<u32>,
+}
+
+impl std::fmt::Debug for RequestImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestImage")
+            .field("role", &self.role)
+            .field("format", &self.format)
+            .field("bytes", &self.bytes.len())
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+impl RequestImage {
+    /// `data:image/png;base64,...`: how JSON protocols carry an image.
+    pub fn data_uri(&self) -> String {
+        use base64::Engine as _;
+        format!(
+            "data:{};base64,{}",
+            self.format.mime(),
+            base64::engine::general_purpose::STANDARD.encode(self.bytes.as_slice())
+        )
+    }
+
+    /// A file name for a multipart part: from the role and the type only.
+    pub fn file_name(&self, index: usize) -> String {
+        let role = match self.role {
+            crate::catalogue::ImageRole::FirstFrame => "first_frame",
+            crate::catalogue::ImageRole::LastFrame => "last_frame",
+            crate::catalogue::ImageRole::Reference => "reference",
+        };
+        format!("{role}-{index}.{}", self.format.extension())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -43,6 +43,7 @@ pub(crate) async fn since<W: DeserializeOwned>(
             json: None,
             what,
             create: false,
+            multipart: None,
         };
         let answer = transport.fetch(&call).await?;
         let page = parse_json::<Page<W>>(&answer.body, what)?;

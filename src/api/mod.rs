@@ -35,7 +35,7 @@ pub(crate) mod transport;
 
 pub use auth::{Auth, AzureCli, KeyHeader, Secret, TokenSource};
 pub use error::{ApiError, Result};
-pub use job::{Failure, Job, JobRequest, JobStatus, PollHint};
+pub use job::{Failure, Job, JobRequest, JobStatus, PollHint, RequestImage};
 pub use provider::{BoxFuture, Provider};
 pub use retry::RetryPolicy;
 
@@ -217,6 +217,7 @@ pub(crate) async fn download_once(
         json: None,
         what,
         create: false,
+        multipart: None,
     };
     let resp = match transport.open_once(&call).await {
         Err(ApiError::NotFound { .. })
@@ -301,7 +302,31 @@ pub(crate) fn model_input(req: &JobRequest) -> serde_json::Value {
     for (k, v) in &req.fields {
         input.insert(k.clone(), v.clone());
     }
+    // Images in the model's own fields, as data URIs (references: a list).
+    for image in &req.images {
+        let Some(field) = &image.field else { continue };
+        let uri = serde_json::Value::from(image.data_uri());
+        if image.role == crate::catalogue::ImageRole::Reference {
+            match input
+                .entry(field.clone())
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+            {
+                serde_json::Value::Array(list) => list.push(uri),
+                other => *other = serde_json::Value::Array(vec![uri]),
+            }
+        } else {
+            input.insert(field.clone(), uri);
+        }
+    }
     with_params(serde_json::Value::Object(input), &req.params)
+}
+
+/// A param's value as a multipart text part: strings as they are, others as JSON.
+pub(crate) fn text_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Deserializes an answer; a mismatch names the thing and serde's reason, not the body.

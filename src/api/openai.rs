@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::error::{ApiError, Result};
 use super::job::{Failure, Job, JobRequest, JobStatus, PollHint};
-use super::transport::{Call, Transport};
+use super::transport::{Call, FilePart, Multipart, Transport};
 use super::{endpoint_url, parse_json, poll_hint};
 use crate::limits::Size;
 
@@ -108,15 +108,46 @@ impl OpenAiClient {
         )
     }
 
+    /// The multipart create: the same fields as text parts, the first frame as the
+    /// `input_reference` file (the only image the protocol takes).
+    pub(crate) fn multipart_body(req: &JobRequest) -> Result<Multipart> {
+        let mut files = Vec::new();
+        for image in &req.images {
+            if image.role != crate::catalogue::ImageRole::FirstFrame || !files.is_empty() {
+                return Err(ApiError::Config {
+                    message: "the videos API takes one image, the first frame (`input_reference`)"
+                        .into(),
+                });
+            }
+            files.push(FilePart {
+                name: "input_reference".into(),
+                file_name: image.file_name(0),
+                mime: image.format.mime(),
+                bytes: std::sync::Arc::clone(&image.bytes),
+            });
+        }
+        let text = Self::request_body(req)
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), super::text_value(v)))
+            .collect();
+        Ok(Multipart { text, files })
+    }
+
     pub async fn create(&self, req: &JobRequest) -> Result<Job> {
         super::one_take_per_job(req, "the videos API")?;
         let body = Self::request_body(req);
+        let multipart = (!req.images.is_empty())
+            .then(|| Self::multipart_body(req))
+            .transpose()?;
         let call = Call {
             method: Method::POST,
             url: self.url(&["videos"], &[]),
-            json: Some(&body),
+            json: multipart.is_none().then_some(&body),
             what: "new video",
             create: true,
+            multipart: multipart.as_ref(),
         };
         let answer = self.transport.fetch(&call).await?;
         let mut job = parse_json::<WireVideo>(&answer.body, "the created video")?.into_job();
@@ -132,6 +163,7 @@ impl OpenAiClient {
             json: None,
             what: &what,
             create: false,
+            multipart: None,
         };
         let answer = self.transport.fetch(&call).await?;
         let job = parse_json::<WireVideo>(&answer.body, &what)?.into_job();
@@ -166,6 +198,7 @@ impl OpenAiClient {
             json: None,
             what: &what,
             create: false,
+            multipart: None,
         };
         match self.transport.fetch(&call).await {
             Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),

@@ -59,6 +59,29 @@ impl OpenRouterClient {
                 obj.entry(k).or_insert(v);
             }
         }
+        // Frames as `frame_images`, references as `input_references`, data URIs both.
+        let mut frames = Vec::new();
+        let mut references = Vec::new();
+        for image in req.images.iter().filter(|i| i.field.is_none()) {
+            let part = json!({"type": "image_url", "image_url": {"url": image.data_uri()}});
+            match image.role {
+                crate::catalogue::ImageRole::FirstFrame => {
+                    frames.push(json!({"type": "image_url", "image_url": part["image_url"], "frame_type": "first_frame"}))
+                }
+                crate::catalogue::ImageRole::LastFrame => {
+                    frames.push(json!({"type": "image_url", "image_url": part["image_url"], "frame_type": "last_frame"}))
+                }
+                crate::catalogue::ImageRole::Reference => references.push(part),
+            }
+        }
+        if let Some(obj) = body.as_object_mut() {
+            if !frames.is_empty() {
+                obj.insert("frame_images".into(), Value::Array(frames));
+            }
+            if !references.is_empty() {
+                obj.insert("input_references".into(), Value::Array(references));
+            }
+        }
         body
     }
 
@@ -132,6 +155,7 @@ impl OpenRouterClient {
             json: Some(&body),
             what: "new video",
             create: true,
+            multipart: None,
         };
         let answer = self.transport.fetch(&call).await?;
         let mut job = self.read(&answer.body, "the submitted video", Some(&req.model))?;
@@ -150,6 +174,7 @@ impl OpenRouterClient {
             json: None,
             what: &what,
             create: false,
+            multipart: None,
         };
         let answer = self.transport.fetch(&call).await?;
         let job = self.read(&answer.body, &what, Some(model))?;

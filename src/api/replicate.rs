@@ -182,6 +182,7 @@ impl ReplicateClient {
             json: Some(&body),
             what: "new prediction",
             create: true,
+            multipart: None,
         };
         let answer = self.transport.fetch(&call).await?;
         let mut job = self.read(&answer.body, "the created prediction")?;
@@ -197,6 +198,7 @@ impl ReplicateClient {
             json: None,
             what: &what,
             create: false,
+            multipart: None,
         };
         let answer = self.transport.fetch(&call).await?;
         Ok((self.read(&answer.body, &what)?, poll_hint(&answer.headers)))
@@ -217,6 +219,7 @@ impl ReplicateClient {
                 json: None,
                 what: "the prediction list",
                 create: false,
+                multipart: None,
             };
             let answer = self.transport.fetch(&call).await?;
             let page = parse_json::<WirePage>(&answer.body, "the prediction list")?;
@@ -268,6 +271,7 @@ impl ReplicateClient {
             json: None,
             what: &what,
             create: false,
+            multipart: None,
         };
         match self.transport.fetch(&call).await {
             Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),

@@ -209,6 +209,7 @@ fn fox(variants: u32, seconds: u32) -> JobRequest {
         variants,
         params: Default::default(),
         fields: Default::default(),
+        images: Vec::new(),
     }
 }
 
@@ -1044,6 +1045,7 @@ fn marketplace_request(api: Api, model: &str) -> JobRequest {
         seconds: 8,
         takes: 1,
         params,
+        images: Vec::new(),
     }
     .job_request(false, Some(entry))
 }
@@ -1362,6 +1364,7 @@ async fn openrouter_submits_the_models_fields_and_downloads_unsigned_urls_withou
         seconds: 5,
         takes: 1,
         params: Default::default(),
+        images: Vec::new(),
     }
     .job_request(false, Some(entry));
     let job = client.create(&req).await.unwrap();

@@ -61,6 +61,85 @@ pub(crate) struct Call<'a> {
     pub what: &'a str,
     /// A create: not retried when the request may have reached the server unanswered.
     pub create: bool,
+    /// A `multipart/form-data` body instead (files: Azure's `inpaint_items`, OpenAI's
+    /// `input_reference`), built anew for each attempt.
+    pub multipart: Option<&'a Multipart>,
+}
+
+/// A `multipart/form-data` body: text parts, then file parts. Its bytes never reach a
+/// message: `Debug` shows names and sizes only.
+#[derive(Clone, Default)]
+pub(crate) struct Multipart {
+    pub text: Vec<(String, String)>,
+    pub files: Vec<FilePart>,
+}
+
+#[derive(Clone)]
+pub(crate) struct FilePart {
+    /// The part's name (`files`, `input_reference`).
+    pub name: String,
+    pub file_name: String,
+    pub mime: &'static str,
+    pub bytes: std::sync::Arc<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Multipart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let files: Vec<String> = self
+            .files
+            .iter()
+            .map(|p| format!("{} ({}, {} bytes)", p.name, p.mime, p.bytes.len()))
+            .collect();
+        f.debug_struct("Multipart")
+            .field(
+                "text",
+                &self.text.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("files", &files)
+            .finish()
+    }
+}
+
+impl Multipart {
+    fn form(&self) -> reqwest::multipart::Form {
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in &self.text {
+            form = form.text(k.clone(), v.clone());
+        }
+        for p in &self.files {
+            let part = reqwest::multipart::Part::bytes(p.bytes.as_slice().to_vec())
+                .file_name(p.file_name.clone())
+                .mime_str(p.mime)
+                .expect("an image type is a valid MIME type");
+            form = form.part(p.name.clone(), part);
+        }
+        form
+    }
+
+    /// What the body says, as JSON, for matching a lost create's job (files by name).
+    pub fn as_json(&self) -> serde_json::Value {
+        let mut obj = serde_json::Map::new();
+        for (k, v) in &self.text {
+            let value = v
+                .parse::<serde_json::Value>()
+                .ok()
+                .filter(|v| v.is_number())
+                .unwrap_or_else(|| serde_json::Value::from(v.as_str()));
+            obj.insert(k.clone(), value);
+        }
+        serde_json::Value::Object(obj)
+    }
+}
+
+impl Call<'_> {
+    /// The body as JSON, to match a lost create's job against.
+    fn request_json(&self) -> serde_json::Value {
+        match (self.json, self.multipart) {
+            (Some(json), _) => json.clone(),
+            (None, Some(m)) => m.as_json(),
+            (None, None) => serde_json::Value::Null,
+        }
+    }
 }
 
 /// A successful answer with its body read.
@@ -168,7 +247,7 @@ impl Transport {
                         return Err(ApiError::CreateOutcomeUnknown {
                             message: format!("the answer was larger than {MAX_ANSWER_BYTES} bytes"),
                             since_unix,
-                            request: call.json.cloned().unwrap_or_default(),
+                            request: call.request_json(),
                         });
                     }
                     Err(ReadFailure::TooLarge) => {
@@ -232,7 +311,7 @@ impl Transport {
                             return Err(ApiError::CreateOutcomeUnknown {
                                 message: format!("the gateway timed out (HTTP 504): {message}"),
                                 since_unix,
-                                request: call.json.cloned().unwrap_or_default(),
+                                request: call.request_json(),
                             });
                         }
                         StatusClass::Transient => Failure {
@@ -307,6 +386,8 @@ impl Transport {
                 req = req
                     .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                     .body(body.to_vec());
+            } else if let Some(multipart) = call.multipart.filter(|_| method == call.method) {
+                req = req.multipart(multipart.form());
             }
             let resp = match req.send().await {
                 Ok(resp) if resp.status().is_redirection() => resp,
@@ -358,7 +439,7 @@ impl Transport {
         ApiError::CreateOutcomeUnknown {
             message: describe(e),
             since_unix,
-            request: call.json.cloned().unwrap_or_default(),
+            request: call.request_json(),
         }
     }
 }

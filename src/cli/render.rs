@@ -166,6 +166,22 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         ));
     }
 
+    // `--no-deps` with a shot whose upstream video is missing: nothing can start it.
+    let blocked: Vec<String> = plan
+        .shots
+        .iter()
+        .filter(|s| matches!(s.reason, crate::plan::Reason::UpstreamMissing { .. }))
+        .map(|s| format!("  {}: {}", s.id, s.reason))
+        .collect();
+    if !blocked.is_empty() {
+        eprintln!("error: --no-deps: these shots start from frames that are not rendered:");
+        for line in &blocked {
+            eprintln!("{line}");
+        }
+        eprintln!("  help: render the shots they start from first, or run without --no-deps");
+        return Ok(ExitCode::from(exit_codes::ERROR));
+    }
+
     if args.locked {
         let needs_jobs: Vec<String> = plan
             .shots

@@ -23,6 +23,11 @@ pub struct Selection {
     /// Re-render the named shots (all when none are named), fresh or not.
     #[arg(long)]
     pub force: bool,
+    /// Only the named shots, not the stale shots whose frames they start from: such a
+    /// frame is taken from the video on disk, and a shot whose upstream video is missing
+    /// is refused.
+    #[arg(long)]
+    pub no_deps: bool,
     /// Hash every recorded output instead of trusting size and modification time.
     #[arg(long)]
     pub verify: bool,
@@ -75,6 +80,7 @@ impl Selection {
             only: self.shots.clone(),
             tags: self.tags.clone(),
             now: None,
+            no_deps: self.no_deps,
         };
         let plan = plan::plan(&storyboard, &lock, &options);
         Ok(Planned {

@@ -12,7 +12,7 @@ impl Run {
     pub(super) async fn create(&self, work: &ShotWork, index: usize) -> Result<Job, ShotError> {
         let _one_at_a_time = work.creating.lock().await;
         let id = &work.plan.id;
-        let req = self.request_for(&work.plan.shot);
+        let req = self.request_with_images(work).await?;
         // A shot the cap stops keeps its old jobs: check before cancelling them.
         self.check_budget(work, &req)?;
         self.cancel_outdated(work).await?;
@@ -254,11 +254,19 @@ impl Run {
 
     pub(super) fn new_entry(&self, sp: &ShotPlan) -> ShotLock {
         ShotLock {
-            input_hash: sp.input_hash.clone(),
+            input_hash: sp.input_hash.clone().unwrap_or_else(|| {
+                sp.inputs
+                    .as_ref()
+                    .map_or_else(String::new, RenderInputs::hash)
+            }),
             api: self.storyboard.api,
             endpoint: self.endpoint.clone(),
             model: sp.shot.model.clone(),
-            inputs: Some(self.inputs_of(&sp.shot)),
+            inputs: Some(
+                sp.inputs
+                    .clone()
+                    .unwrap_or_else(|| RenderInputs::of(self.storyboard.api, &sp.shot)),
+            ),
             request: serde_json::Value::Null,
             jobs: Vec::new(),
             creating: Default::default(),

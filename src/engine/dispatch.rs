@@ -2,6 +2,8 @@
 //! are prepared into items (create, poll, download), downloads start at once, jobs get
 //! slots by priority (jobs already running first, then the longest).
 
+use std::collections::HashMap;
+
 use super::*;
 
 /// Runs the plan to the end (or to a stop). Fresh shots are skipped.
@@ -49,24 +51,66 @@ pub async fn run(
 
     let mut outcomes: Vec<(String, Outcome)> = Vec::new();
     let mut works: Vec<Arc<ShotWork>> = Vec::new();
+    let mut waiting: Vec<Arc<ShotWork>> = Vec::new();
     for sp in plan.shots {
         if sp.action == Action::Fresh {
             outcomes.push((sp.id.clone(), Outcome::Skipped));
             continue;
         }
-        works.push(Arc::new(ShotWork {
-            plan: sp,
-            started: Instant::now(),
-            remaining: AtomicUsize::new(0),
-            state: Mutex::new(ShotState::Working),
-            entry_started: AtomicBool::new(false),
-            creating: tokio::sync::Mutex::new(()),
-        }));
+        let work = Arc::new(ShotWork::new(sp));
+        if work.plan.after.is_empty() {
+            works.push(work);
+        } else {
+            waiting.push(work);
+        }
     }
+    // What each shot that waits is told when a shot it starts from is done.
+    let signals: HashMap<String, tokio::sync::watch::Receiver<Option<bool>>> = works
+        .iter()
+        .chain(&waiting)
+        .map(|w| (w.plan.id.clone(), w.done.subscribe()))
+        .collect();
+    // The works of the shots that waited, as planned again once they could start.
+    let replanned: Arc<Mutex<Vec<Arc<ShotWork>>>> = Arc::default();
 
     // Longest jobs first: with two at a time, that shortens the whole run.
     works.sort_by_key(|w| std::cmp::Reverse(workload(&w.plan.shot)));
     let mut tasks = tokio::task::JoinSet::new();
+    // Shots that start from frames of shots of this run wait for them, holding no slot.
+    for work in &waiting {
+        run.emit(Event::Shot {
+            id: work.plan.id.clone(),
+            action: work.plan.action.as_str().into(),
+            reason: format!(
+                "{}; waits for {}",
+                work.plan.reason,
+                quoted(&work.plan.after)
+            ),
+        });
+        let (run, work, replanned) = (Arc::clone(&run), Arc::clone(work), Arc::clone(&replanned));
+        let upstream: Vec<_> = work
+            .plan
+            .after
+            .iter()
+            .filter_map(|id| signals.get(id).cloned().map(|rx| (id.clone(), rx)))
+            .collect();
+        tasks.spawn(async move {
+            let ready = run.wait_for(&work, upstream).await;
+            let resolved = match ready {
+                Ok(()) => run.replan(&work),
+                Err(()) => {
+                    run.finish_shot(&work);
+                    return;
+                }
+            };
+            replanned
+                .lock()
+                .expect("replanned lock")
+                .push(Arc::clone(&resolved));
+            let _ = work.done.send_replace(None);
+            run.start(resolved, work).await;
+        });
+    }
     let mut queued: Vec<(u64, Arc<ShotWork>, Item)> = Vec::new();
     for work in &works {
         run.emit(Event::Shot {
@@ -102,24 +146,9 @@ pub async fn run(
         .into_iter()
         .partition(|(_, _, item)| matches!(item, Item::Download { .. }));
     for (_, work, item) in downloads.into_iter().chain(jobs) {
-        let slot = match item {
-            Item::Download { .. } => None,
-            Item::Create { .. } if run.stop.requested() => {
-                work.not_started();
-                if work.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    run.finish_shot(&work);
-                }
-                continue;
-            }
-            _ => Some(run.slots.acquire(item.priority(&work.plan.shot)).await),
-        };
-        if matches!(item, Item::Create { .. }) && run.stop.requested() {
-            work.not_started();
-            if work.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
-                run.finish_shot(&work);
-            }
+        let Some(slot) = run.slot_for(&work, &item).await else {
             continue;
-        }
+        };
         let run = Arc::clone(&run);
         tasks.spawn(async move {
             run.item(&work, item, slot).await;
@@ -130,10 +159,24 @@ pub async fn run(
     }
     while tasks.join_next().await.is_some() {}
 
+    let replanned = std::mem::take(&mut *replanned.lock().expect("replanned lock"));
+    let replanned_ids: HashSet<String> = replanned.iter().map(|w| w.plan.id.clone()).collect();
+    // A shot that waited is counted by its new plan, or as it was left when it could not
+    // start.
+    let works: Vec<Arc<ShotWork>> = works
+        .into_iter()
+        .chain(
+            waiting
+                .into_iter()
+                .filter(|w| !replanned_ids.contains(&w.plan.id)),
+        )
+        .chain(replanned)
+        .collect();
     for work in &works {
         let outcome = match work.state() {
             ShotState::Failed(message) => Outcome::Failed(message),
             ShotState::NotStarted => Outcome::NotStarted,
+            ShotState::Working if work.plan.action == Action::Fresh => Outcome::Skipped,
             ShotState::Working if work.plan.action == Action::Download => Outcome::Downloaded,
             ShotState::Working if work.plan.action == Action::Reuse => Outcome::Reused,
             ShotState::Working => Outcome::Rendered,
@@ -187,7 +230,146 @@ pub async fn run(
     }
 }
 
+/// `` `a`, `b` ``
+fn quoted(ids: &[String]) -> String {
+    ids.iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Run {
+    /// The slot an item needs (downloads need none); `None`: the run is stopping and the
+    /// create is not started (the shot is finished when it was its last item).
+    async fn slot_for(
+        &self,
+        work: &Arc<ShotWork>,
+        item: &Item,
+    ) -> Option<Option<crate::slots::Slot>> {
+        let not_started = || {
+            work.not_started();
+            if work.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+                self.finish_shot(work);
+            }
+        };
+        let slot = match item {
+            Item::Download { .. } => None,
+            Item::Create { .. } if self.stop.requested() => {
+                not_started();
+                return None;
+            }
+            _ => Some(self.slots.acquire(item.priority(&work.plan.shot)).await),
+        };
+        if matches!(item, Item::Create { .. }) && self.stop.requested() {
+            not_started();
+            return None;
+        }
+        Some(slot)
+    }
+
+    /// Waits until every shot `work` starts from is done; `Err`: one was not rendered (or
+    /// the run is stopping), and `work` is left so (reported).
+    async fn wait_for(
+        &self,
+        work: &ShotWork,
+        upstream: Vec<(String, tokio::sync::watch::Receiver<Option<bool>>)>,
+    ) -> Result<(), ()> {
+        for (id, mut rx) in upstream {
+            let rendered = match rx.wait_for(Option::is_some).await {
+                Ok(v) => v.unwrap_or(false),
+                Err(_) => false,
+            };
+            if !rendered {
+                if self.stop.requested() {
+                    work.not_started();
+                } else {
+                    let error = ShotError::NotSent(format!(
+                        "not started: upstream `{id}` was not rendered"
+                    ));
+                    self.emit(Event::ShotFailed {
+                        id: work.plan.id.clone(),
+                        message: error.to_string(),
+                    });
+                    work.fail(&error);
+                }
+                return Err(());
+            }
+        }
+        Ok(())
+    }
+
+    /// The shot planned again now that the shots it starts from are rendered: its inputs
+    /// are known, and its lockfile entry may say it is fresh after all.
+    fn replan(&self, work: &ShotWork) -> Arc<ShotWork> {
+        let options = plan::Options {
+            endpoint: self.endpoint.clone(),
+            verify: self.config.verify,
+            force: work.plan.reason == plan::Reason::Forced,
+            only: vec![work.plan.id.clone()],
+            no_deps: true,
+            ..plan::Options::default()
+        };
+        let lock = self.recorder.snapshot();
+        let mut planned = plan::plan(&self.storyboard, &lock, &options);
+        let sp = planned
+            .shots
+            .pop()
+            .filter(|sp| sp.id == work.plan.id)
+            .unwrap_or_else(|| work.plan.clone());
+        Arc::new(ShotWork::new(sp))
+    }
+
+    /// Runs a shot that waited: its items, each with a slot as it needs, then tells the
+    /// shots that wait for it. `waited` is the work it was planned as first (whose
+    /// signal they hold).
+    async fn start(self: &Arc<Self>, work: Arc<ShotWork>, waited: Arc<ShotWork>) {
+        // The shots waiting for this one listen to the first plan's signal.
+        let mut forward = work.done.subscribe();
+        let relay = tokio::spawn(async move {
+            let value = forward
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|v| *v);
+            let _ = waited.done.send_replace(value);
+        });
+        self.emit(Event::Shot {
+            id: work.plan.id.clone(),
+            action: work.plan.action.as_str().into(),
+            reason: work.plan.reason.to_string(),
+        });
+        let items = match self.prepare(&work).await {
+            Ok(items) => items,
+            Err(error) => {
+                self.emit(Event::ShotFailed {
+                    id: work.plan.id.clone(),
+                    message: error.to_string(),
+                });
+                work.fail(&error);
+                Vec::new()
+            }
+        };
+        work.remaining.store(items.len(), Ordering::SeqCst);
+        if items.is_empty() {
+            self.finish_shot(&work);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for item in items {
+            let Some(slot) = self.slot_for(&work, &item).await else {
+                continue;
+            };
+            let (run, work) = (Arc::clone(self), Arc::clone(&work));
+            tasks.spawn(async move {
+                run.item(&work, item, slot).await;
+                if work.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    run.finish_shot(&work);
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let _ = relay.await;
+    }
+
     /// Sends an event to the reporter (through dispatch, the one that talks to it).
     pub(super) fn emit(&self, event: Event) {
         let _ = self.events.send(event);
@@ -283,6 +465,9 @@ impl Run {
 
     pub(super) fn finish_shot(&self, work: &ShotWork) {
         let id = work.plan.id.clone();
+        let _ = work
+            .done
+            .send_replace(Some(work.state() == ShotState::Working));
         match work.state() {
             // Already reported when it happened.
             ShotState::Failed(_) => {}
@@ -326,16 +511,14 @@ impl Run {
         self.client.variants_per_job()
     }
 
-    pub(super) fn inputs_of(&self, shot: &Shot) -> RenderInputs {
-        RenderInputs::of(self.storyboard.api, shot)
-    }
-
-    pub(super) fn request_for(&self, shot: &Shot) -> JobRequest {
+    /// The request of the shot's jobs, without its images (see `request_with_images`).
+    pub(super) fn request_for(&self, work: &ShotWork) -> JobRequest {
         let entry = self
             .storyboard
             .catalogue
-            .find(self.storyboard.api, &shot.model);
-        self.inputs_of(shot).job_request(self.per_job(), entry)
+            .find(self.storyboard.api, &work.plan.shot.model);
+        work.inputs(self.storyboard.api)
+            .job_request(self.per_job(), entry)
     }
 
     /// The model a shot's jobs were sent for, as the provider names it (what `get`,

@@ -279,6 +279,11 @@ struct ShotWork {
     creating: tokio::sync::Mutex<()>,
     /// Whether this run has written the shot's new lockfile entry.
     entry_started: AtomicBool,
+    /// The images its jobs start from, read (or extracted) once.
+    images: tokio::sync::OnceCell<Vec<crate::api::RequestImage>>,
+    /// Told when the shot is done: `true` rendered, `false` not (the shots that start
+    /// from its frames wait for this).
+    done: tokio::sync::watch::Sender<Option<bool>>,
 }
 
 /// One unit of work for a shot.
@@ -364,6 +369,28 @@ enum ShotState {
 }
 
 impl ShotWork {
+    fn new(plan: ShotPlan) -> ShotWork {
+        ShotWork {
+            plan,
+            started: Instant::now(),
+            remaining: AtomicUsize::new(0),
+            state: Mutex::new(ShotState::Working),
+            entry_started: AtomicBool::new(false),
+            creating: tokio::sync::Mutex::new(()),
+            images: tokio::sync::OnceCell::new(),
+            done: tokio::sync::watch::channel(None).0,
+        }
+    }
+
+    /// The shot's render inputs (known for every shot the engine works on: a shot that
+    /// waits for others is planned again once they are rendered).
+    fn inputs(&self, api: crate::limits::Api) -> RenderInputs {
+        self.plan
+            .inputs
+            .clone()
+            .unwrap_or_else(|| RenderInputs::of(api, &self.plan.shot))
+    }
+
     fn fail(&self, error: &ShotError) {
         let mut state = self.state.lock().expect("work lock");
         if !matches!(*state, ShotState::Failed(_)) {
@@ -386,6 +413,7 @@ impl ShotWork {
 mod create;
 mod dispatch;
 mod fetch;
+mod images;
 mod poll;
 mod reuse;
 

@@ -119,7 +119,7 @@ impl Run {
         match job.status {
             // A job's videos are taken only if the job is this shot's: a lockfile pointing
             // at another shot's job (edited, merged badly) must not make its videos ours.
-            JobStatus::Succeeded if !job.matches(&self.request_for(&work.plan.shot)) => {
+            JobStatus::Succeeded if !job.matches(&self.request_for(work)) => {
                 let message = format!(
                     "job {job_id} is not this shot's: the service says it was asked for {}; not taking its videos (run again to render the shot)",
                     describe_request(&job)

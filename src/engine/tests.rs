@@ -55,6 +55,7 @@ impl Board {
                 only: Vec::new(),
                 tags: Vec::new(),
                 now: None,
+                no_deps: false,
             },
         );
         let recorder = Arc::new(Recorder::new(sb.lockfile_path(), lock));
@@ -97,6 +98,7 @@ fn request() -> JobRequest {
         variants: 1,
         params: Default::default(),
         fields: Default::default(),
+        images: Vec::new(),
     }
 }
 

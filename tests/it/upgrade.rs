@@ -31,6 +31,7 @@ fn options() -> plan::Options {
         only: Vec::new(),
         tags: Vec::new(),
         now: None,
+        no_deps: false,
     }
 }
 

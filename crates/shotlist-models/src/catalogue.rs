@@ -909,7 +909,11 @@ impl Catalogue {
             if images.references.as_ref().is_some_and(|r| r.max == 0) {
                 problem("images", "`references.max` is at least 1".into());
             }
-            let roles = [ImageRole::FirstFrame, ImageRole::LastFrame, ImageRole::Reference];
+            let roles = [
+                ImageRole::FirstFrame,
+                ImageRole::LastFrame,
+                ImageRole::Reference,
+            ];
             if !roles.iter().any(|r| images.takes(*r)) {
                 problem("images", "takes no image: leave `images` out".into());
             }
@@ -923,7 +927,12 @@ impl Catalogue {
                     );
                 }
             }
-            if require_sources && !m.sources.iter().any(|s| s.facts.iter().any(|f| f == "images")) {
+            if require_sources
+                && !m
+                    .sources
+                    .iter()
+                    .any(|s| s.facts.iter().any(|f| f == "images"))
+            {
                 problem("sources", "no source for `images`".into());
             }
         }
