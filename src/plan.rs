@@ -113,7 +113,25 @@ impl std::fmt::Display for Reason {
             Reason::UpToDate => f.write_str("up to date"),
             Reason::New => f.write_str("new shot"),
             Reason::Forced => f.write_str("forced"),
-            Reason::InputsChanged { fields } => write!(f, "changed: {}", fields.join(", ")),
+            // "upstream `a` changed" says it all; other changes are named after "changed:".
+            Reason::InputsChanged { fields } => {
+                let (upstream, own): (Vec<&String>, Vec<&String>) =
+                    fields.iter().partition(|f| f.starts_with("upstream `"));
+                let mut parts: Vec<String> = upstream.into_iter().cloned().collect();
+                if !own.is_empty() {
+                    parts.insert(
+                        0,
+                        format!(
+                            "changed: {}",
+                            own.iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
+                f.write_str(&parts.join("; "))
+            }
             Reason::OutputMissing { path } => write!(f, "missing `{path}`"),
             Reason::OutputModified { path } => write!(f, "modified on disk: `{path}`"),
             Reason::Expired { path } => write!(f, "missing `{path}` and its job expired"),

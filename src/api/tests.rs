@@ -1444,3 +1444,148 @@ async fn openrouter_402_is_out_of_credit_and_fatal_and_429_waits_as_told() {
         "Retry-After honoured"
     );
 }
+
+/// A small PNG (its bytes are never looked into by the protocols, only carried).
+fn png_image(role: crate::catalogue::ImageRole, field: Option<&str>) -> crate::api::RequestImage {
+    let bytes = b"\x89PNG\r\n\x1a\nnot really the rest of a png".to_vec();
+    crate::api::RequestImage {
+        role,
+        format: crate::catalogue::ImageFormat::Png,
+        sha256: crate::cache_key::hex(&Sha256::digest(&bytes)),
+        bytes: Arc::new(bytes),
+        field: field.map(str::to_owned),
+        frame_index: None,
+    }
+}
+
+fn data_uri_of(img: &crate::api::RequestImage) -> String {
+    use base64::Engine as _;
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(img.bytes.as_slice())
+    )
+}
+
+#[tokio::test]
+async fn azure_sends_images_as_multipart_files_placed_by_inpaint_items() {
+    use crate::catalogue::ImageRole;
+    let (origin, mock) = mock(vec![reply(200, azure_job("task_1", "queued", &[]))]).await;
+    let client = azure_client(&origin, &fast_options());
+    let mut first = png_image(ImageRole::FirstFrame, None);
+    first.frame_index = Some(0);
+    let mut last = png_image(ImageRole::LastFrame, None);
+    last.frame_index = Some(149);
+    let req = JobRequest {
+        images: vec![first.clone(), last],
+        ..fox(1, 5)
+    };
+    client.create(&req).await.unwrap();
+    let seen = mock.seen();
+    let ct = seen[0].headers["content-type"].to_str().unwrap().to_owned();
+    assert!(ct.starts_with("multipart/form-data; boundary="), "{ct}");
+    let body = String::from_utf8_lossy(&seen[0].body).into_owned();
+    for part in [
+        "name=\"prompt\"",
+        "name=\"width\"",
+        "name=\"n_seconds\"",
+        "name=\"inpaint_items\"",
+    ] {
+        assert!(body.contains(part), "{part}: {body}");
+    }
+    assert_eq!(
+        body.matches("name=\"files\"; filename=").count(),
+        2,
+        "{body}"
+    );
+    assert!(body.contains("Content-Type: image/png"), "{body}");
+    assert!(
+        body.contains(r#"[{"file_name":"first_frame-0.png","frame_index":0,"type":"image"},{"file_name":"last_frame-1.png","frame_index":149,"type":"image"}]"#),
+        "{body}"
+    );
+    assert!(contains_bytes(&seen[0].body, &first.bytes));
+    // No image: JSON, as before.
+    drop(seen);
+}
+
+fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn the_videos_api_sends_the_first_frame_as_an_input_reference_file() {
+    use crate::catalogue::ImageRole;
+    let (origin, mock) = mock(vec![reply(200, openai_video("video_1", "queued", 0))]).await;
+    let client = openai_client(&origin, &fast_options());
+    let img = png_image(ImageRole::FirstFrame, Some("input_reference"));
+    let req = JobRequest {
+        model: "sora-2".into(),
+        images: vec![img.clone()],
+        ..fox(1, 4)
+    };
+    client.create(&req).await.unwrap();
+    let seen = mock.seen();
+    let body = String::from_utf8_lossy(&seen[0].body).into_owned();
+    assert!(
+        body.contains("name=\"input_reference\"; filename=\"first_frame-0.png\""),
+        "{body}"
+    );
+    assert!(body.contains("name=\"seconds\"\r\n\r\n4\r\n"), "{body}");
+    assert!(contains_bytes(&seen[0].body, &img.bytes));
+    drop(seen);
+    // A last frame is not something this protocol can carry: refused before sending.
+    let req = JobRequest {
+        model: "sora-2".into(),
+        images: vec![png_image(ImageRole::LastFrame, None)],
+        ..fox(1, 4)
+    };
+    assert!(matches!(
+        client.create(&req).await,
+        Err(ApiError::Config { .. })
+    ));
+    assert_eq!(mock.seen().len(), 1);
+}
+
+#[test]
+fn marketplaces_send_images_as_data_uris_in_the_models_fields_and_openrouter_as_frame_images() {
+    use crate::catalogue::ImageRole;
+    let first = png_image(ImageRole::FirstFrame, Some("image"));
+    let last = png_image(ImageRole::LastFrame, Some("last_frame_image"));
+    let mut req = marketplace_request(Api::Replicate, "seedance-2.0");
+    req.images = vec![first.clone(), last.clone()];
+    let body = crate::api::replicate::ReplicateClient::request_body(&req);
+    assert_eq!(body["input"]["image"], data_uri_of(&first), "{body}");
+    assert_eq!(body["input"]["last_frame_image"], data_uri_of(&last));
+    let mut req = marketplace_request(Api::Replicate, "veo-3.1");
+    req.images = vec![
+        png_image(ImageRole::Reference, Some("reference_images")),
+        png_image(ImageRole::Reference, Some("reference_images")),
+    ];
+    let body = crate::api::replicate::ReplicateClient::request_body(&req);
+    assert_eq!(
+        body["input"]["reference_images"].as_array().unwrap().len(),
+        2
+    );
+    let mut req = marketplace_request(Api::Fal, "seedance-2.0-image-to-video");
+    req.images = vec![png_image(ImageRole::FirstFrame, Some("image_url"))];
+    let body = crate::api::fal::FalClient::request_body(&req);
+    assert_eq!(body["image_url"], data_uri_of(&req.images[0]));
+    let mut req = marketplace_request(Api::Openrouter, "google/veo-3.1-lite");
+    req.images = vec![
+        png_image(ImageRole::FirstFrame, None),
+        png_image(ImageRole::LastFrame, None),
+    ];
+    let body = crate::api::openrouter::OpenRouterClient::request_body(&req);
+    assert_eq!(
+        body["frame_images"],
+        json!([
+            {"type": "image_url", "image_url": {"url": data_uri_of(&req.images[0])}, "frame_type": "first_frame"},
+            {"type": "image_url", "image_url": {"url": data_uri_of(&req.images[1])}, "frame_type": "last_frame"},
+        ])
+    );
+    // An image's bytes never show in a Debug print (logs, panics).
+    let shown = format!("{:?}", req.images[0]);
+    assert!(
+        !shown.contains("base64") && shown.contains("bytes"),
+        "{shown}"
+    );
+}

@@ -154,6 +154,34 @@ fn model_text(out: &mut String, m: &Model, takes_per_job: bool) {
             .collect();
         let _ = writeln!(out, "    params:  {}", params.join(", "));
     }
+    if let Some(images) = &m.images {
+        let mut takes = Vec::new();
+        if let Some(s) = &images.first_frame {
+            takes.push(format!(
+                "image{}",
+                if s.required { " (required)" } else { "" }
+            ));
+        }
+        if images.last_frame.is_some() {
+            takes.push("last_frame".to_owned());
+        }
+        if let Some(r) = &images.references {
+            takes.push(format!("references (up to {})", r.max));
+        }
+        let formats: Vec<&str> = images.formats.iter().map(|f| f.name()).collect();
+        let _ = writeln!(
+            out,
+            "    images:  {}; {}, up to {} bytes{}",
+            takes.join(", "),
+            formats.join("/"),
+            images.max_bytes,
+            if images.match_size {
+                ", at the video's size"
+            } else {
+                ""
+            }
+        );
+    }
     for s in &m.sources {
         let _ = writeln!(
             out,

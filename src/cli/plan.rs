@@ -51,7 +51,21 @@ pub fn render_text(file: &str, plan: &Plan) -> String {
             (_, Some(c)) => format!("  ~{}", money(c)),
             (_, None) => "  price unknown".to_owned(),
         };
-        let _ = writeln!(out, "  {action:<8}  {:<width$}  {}{cost}", s.id, s.reason);
+        let after = match s.after.as_slice() {
+            [] => String::new(),
+            ids => format!(
+                ", after {}",
+                ids.iter()
+                    .map(|i| format!("`{i}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  {action:<8}  {:<width$}  {}{after}{cost}",
+            s.id, s.reason
+        );
     }
     let t = &plan.totals;
     let _ = writeln!(
