@@ -38,6 +38,7 @@ pub(crate) const SHOT_KEYS: &[&str] = &[
     "image",
     "last_frame",
     "references",
+    "pick",
 ];
 /// Longest shot id: ids become file names, and file systems cap names at 255 bytes.
 pub const MAX_ID_LEN: usize = 64;
@@ -790,7 +791,7 @@ impl Reader<'_> {
             }
         }
         self.file_name_clashes(&shots, &seen);
-        self.check_graph(&shots);
+        self.check_graph(&mut shots);
         shots
     }
 
@@ -1014,6 +1015,25 @@ impl Reader<'_> {
             tags?,
         );
         shot.params = params?;
+        if let Some(n) = f.get("pick") {
+            let takes = shot.variants;
+            match self.uint(n, "pick", "`pick` is the number of a take, from 1") {
+                Some(p) if (1..=takes).contains(&p.value) => shot.pick = p.value,
+                Some(p) => self.problems.push(
+                    Problem::new(
+                        p.span,
+                        format!(
+                            "`pick: {}`, but the shot has {takes} take{}",
+                            p.value,
+                            if takes == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .label("no such take")
+                    .help(format!("pick a take from 1 to {takes}")),
+                ),
+                None => {}
+            }
+        }
         let images = images?;
         shot.images = images.iter().map(|(i, _)| i.clone()).collect();
         self.note_edges(&shot, &images, entry);
@@ -1558,6 +1578,27 @@ mod tests {
             ]
         );
         assert_eq!(ps[0].span.start, bad.find("{shot: a, take: 2}").unwrap());
+    }
+
+    #[test]
+    fn a_frame_without_a_take_is_of_the_upstream_shots_pick() {
+        let src = "version: 1\nshots:\n  - id: b\n    prompt: y\n    size: 480x480\n    image: {shot: a}\n  - id: a\n    prompt: x\n    size: 480x480\n    variants: 2\n    pick: 2\n";
+        let sb = parse(Path::new("t.yaml"), src.to_string()).unwrap();
+        let crate::shot::ImageSource::Frame(f) = &sb.shots[0].images[0].source else {
+            panic!("a frame")
+        };
+        assert_eq!((f.shot.as_str(), f.take), ("a", 2));
+        assert_eq!(sb.shots[1].pick, 2);
+        // `pick` is not a render input.
+        let unpicked = src.replace("    pick: 2\n", "");
+        let sb2 = parse(Path::new("t.yaml"), unpicked).unwrap();
+        assert_eq!(
+            crate::cache_key::input_hash(Api::AzureJobs, &sb.shots[1]),
+            crate::cache_key::input_hash(Api::AzureJobs, &sb2.shots[1])
+        );
+        let ps = problems(&src.replace("pick: 2", "pick: 3"));
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(ps[0].message, "`pick: 3`, but the shot has 2 takes");
     }
 
     #[test]

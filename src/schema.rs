@@ -113,6 +113,9 @@ struct ShotEntry {
     last_frame: Option<ImageInput>,
     /// Images of a character, a place or a style to keep to, where the model takes them.
     references: Option<Vec<ImageInput>>,
+    /// The take that goes to the edit (default 1); never re-renders anything.
+    #[schemars(range(min = 1))]
+    pick: Option<u32>,
 }
 
 /// An image: a file of the board (PNG, JPEG or WebP), or a frame of another shot.

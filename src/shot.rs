@@ -19,6 +19,8 @@ pub struct Shot {
     pub params: Params,
     /// The images it starts from (`image:`, `last_frame:`, `references:`), in that order.
     pub images: Vec<ShotImage>,
+    /// The take chosen for the edit (`pick:`, default 1): not a render input.
+    pub pick: u32,
 }
 
 /// One image a shot starts from, and where it comes from.
@@ -120,6 +122,7 @@ impl Shot {
             tags,
             params: Params::new(),
             images: Vec::new(),
+            pick: 1,
         }
     }
 

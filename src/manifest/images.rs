@@ -298,8 +298,9 @@ impl Reader<'_> {
         })
     }
 
-    /// `{shot: ID, take: N, frame: first | last | SECONDS}`; `take` defaults to 1 and
-    /// `frame` to `last` (a shot usually continues where another ends).
+    /// `{shot: ID, take: N, frame: first | last | SECONDS}`; `take` defaults to that
+    /// shot's `pick` (else 1) and `frame` to `last` (a shot usually continues where
+    /// another ends).
     fn frame_ref(&mut self, node: &Node, entries: &[(Node, Node)]) -> Option<FrameRef> {
         let f = self.fields(entries, FRAME_KEYS, "frame reference");
         let shot = match f.get("shot") {
@@ -325,7 +326,8 @@ impl Reader<'_> {
                 }
                 t => t.map(|t| t.value),
             },
-            None => Some(1),
+            // The chosen take of that shot (`pick`), filled in once every shot is read.
+            None => Some(0),
         };
         let frame = match f.get("frame") {
             None => Some(FrameAt::Last),
@@ -380,9 +382,27 @@ impl Reader<'_> {
     }
 
     /// Checks every frame of another shot against that shot, then the graph for cycles.
-    pub(super) fn check_graph(&mut self, shots: &[Shot]) {
+    pub(super) fn check_graph(&mut self, shots: &mut [Shot]) {
+        // A take left out is the upstream shot's chosen one.
+        let picks: HashMap<String, u32> = shots.iter().map(|s| (s.id.clone(), s.pick)).collect();
+        let pick_of = |frame: &mut FrameRef| {
+            if frame.take == 0 {
+                frame.take = picks.get(&frame.shot).copied().unwrap_or(1);
+            }
+        };
+        for shot in shots.iter_mut() {
+            for image in &mut shot.images {
+                if let ImageSource::Frame(frame) = &mut image.source {
+                    pick_of(frame);
+                }
+            }
+        }
+        let mut edges = std::mem::take(&mut self.edges);
+        for e in &mut edges {
+            pick_of(&mut e.frame);
+        }
+        let shots: &[Shot] = shots;
         let by_id: HashMap<&str, &Shot> = shots.iter().map(|s| (s.id.as_str(), s)).collect();
-        let edges = std::mem::take(&mut self.edges);
         let mut good: Vec<&Edge> = Vec::new();
         for e in &edges {
             let Some(up) = by_id.get(e.frame.shot.as_str()) else {
