@@ -16,6 +16,7 @@ pub mod download;
 pub use shotlist_emulator as emulator;
 pub mod endpoint;
 pub mod exit_codes;
+pub mod frames;
 /// Every model shotlist knows, as data (the shared data crate).
 pub use shotlist_models::catalogue;
 /// What each API accepts (the shared data crate).
