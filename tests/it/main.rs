@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod cli;
+mod continuity;
 mod corpus;
 mod cost;
 mod emulator_cli;

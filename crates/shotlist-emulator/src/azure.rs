@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -138,6 +138,9 @@ fn job_json(app: &App, job: &Job) -> Value {
         "height": job.spec.height,
         "width": job.spec.width,
     });
+    if let Some(items) = job.spec.input.get("inpaint_items") {
+        body["inpaint_items"] = items.clone();
+    }
     if phase.is_finished() {
         body["finished_at"] = json!(app.clock.unix_secs(job.finished_at()));
     }
@@ -204,18 +207,7 @@ fn string_field(body: &Value, name: &str) -> Result<String, ApiError> {
 }
 
 /// Validates a create body against the limits table.
-fn parse_create(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<JobSpec, ApiError> {
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if content_type.starts_with("multipart/") {
-        return Err(ApiError::invalid(
-            FLAVOR,
-            "files",
-            "The emulator accepts text-to-video jobs only (application/json); image and video inputs (`files[]`, `inpaint_items`) are not emulated.",
-        ));
-    }
+fn parse_create(app: &App, body: &[u8]) -> Result<JobSpec, ApiError> {
     let body: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             FLAVOR,
@@ -299,17 +291,189 @@ fn parse_create(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<JobSpec, 
         remixed_from: None,
         input: Default::default(),
         deadline: None,
+        images: Vec::new(),
     })
 }
 
-async fn create_job(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let spec = parse_create(&app, &headers, &body)?;
+async fn create_job(State(app): State<Arc<App>>, req: Request) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let spec = if content_type.starts_with("multipart/form-data") {
+        let form = axum::extract::Multipart::from_request(req, &app)
+            .await
+            .map_err(|e| bad(format!("Invalid multipart body: {e}.")))?;
+        parse_multipart(&app, form).await?
+    } else {
+        let body = Bytes::from_request(req, &app)
+            .await
+            .map_err(|e| bad(format!("Could not read the request body: {e}.")))?;
+        parse_create(&app, &body)?
+    };
     let job = app.create_job(spec, FLAVOR)?;
     Ok(axum::Json(job_json(&app, &job)).into_response())
+}
+
+fn bad(message: String) -> ApiError {
+    ApiError::new(FLAVOR, StatusCode::BAD_REQUEST, Some("BadRequest"), message)
+}
+
+/// The multipart create (`CreateVideoGenerationWithMediaRequestMultiPart`): the JSON
+/// create's fields as text parts, `files` (the images) and `inpaint_items` (a JSON list
+/// placing each file at a frame), checked as the service checks them.
+async fn parse_multipart(
+    app: &App,
+    mut form: axum::extract::Multipart,
+) -> Result<JobSpec, ApiError> {
+    let mut fields = serde_json::Map::new();
+    let mut items: Option<String> = None;
+    let mut files: Vec<(String, Bytes)> = Vec::new();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("Invalid multipart body: {e}.")))?
+    {
+        let name = field.name().unwrap_or("").to_owned();
+        if name == "files" || name == "files[]" {
+            let Some(file_name) = field.file_name().map(str::to_owned) else {
+                return Err(ApiError::invalid(
+                    FLAVOR,
+                    "files",
+                    "Each of `files` must be a file part with a file name.",
+                ));
+            };
+            let data = field
+                .bytes()
+                .await
+                .map_err(|e| bad(format!("Invalid multipart body: {e}.")))?;
+            files.push((file_name, data));
+            continue;
+        }
+        let text = field
+            .text()
+            .await
+            .map_err(|e| bad(format!("Invalid multipart body: {e}.")))?;
+        if name == "inpaint_items" {
+            items = Some(text);
+            continue;
+        }
+        let value = match name.as_str() {
+            "width" | "height" | "n_seconds" | "n_variants" => text
+                .trim()
+                .parse::<u64>()
+                .map(Value::from)
+                .unwrap_or(Value::String(text)),
+            _ => Value::String(text),
+        };
+        fields.insert(name, value);
+    }
+    let json = serde_json::to_vec(&Value::Object(fields)).expect("a map serializes");
+    let mut spec = parse_create(app, &json)?;
+    if files.is_empty() {
+        return Err(ApiError::invalid(
+            FLAVOR,
+            "files",
+            "`files` is required in a multipart request.",
+        ));
+    }
+    let items: Vec<Value> = match items.as_deref().map(serde_json::from_str::<Value>) {
+        None => {
+            return Err(ApiError::invalid(
+                FLAVOR,
+                "inpaint_items",
+                "`inpaint_items` is required with `files`: it places each file at a frame.",
+            ));
+        }
+        Some(Ok(Value::Array(items))) => items,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                FLAVOR,
+                "inpaint_items",
+                "`inpaint_items` must be a JSON array.",
+            ));
+        }
+    };
+    let catalogue = shotlist_models::catalogue::Catalogue::builtin();
+    let Some(rules) = catalogue
+        .find(Api::AzureJobs, &spec.model)
+        .unwrap_or_else(|| catalogue.default_model(Api::AzureJobs))
+        .images
+        .as_ref()
+    else {
+        return Err(ApiError::invalid(
+            FLAVOR,
+            "files",
+            "This deployment takes no image inputs.",
+        ));
+    };
+    let takes = usize::from(rules.first_frame.is_some()) + usize::from(rules.last_frame.is_some());
+    if items.len() > takes {
+        return Err(ApiError::invalid(
+            FLAVOR,
+            "inpaint_items",
+            format!("At most {takes} images can be given; got {}.", items.len()),
+        ));
+    }
+    let frames = spec.seconds * rules.frame_rate.unwrap_or(30);
+    let mut images = Vec::new();
+    for item in &items {
+        let name = item["file_name"].as_str().unwrap_or("");
+        let Some((_, data)) = files.iter().find(|(f, _)| f == name) else {
+            return Err(ApiError::invalid(
+                FLAVOR,
+                "inpaint_items",
+                format!("Inpaint item file_name `{name}` does not match any attached file."),
+            ));
+        };
+        if item["type"] != "image" {
+            return Err(ApiError::invalid(
+                FLAVOR,
+                "inpaint_items",
+                "Only `type: image` inpaint items are supported.",
+            ));
+        }
+        let Some(index) = item["frame_index"]
+            .as_u64()
+            .filter(|i| *i < u64::from(frames))
+        else {
+            return Err(ApiError::invalid(
+                FLAVOR,
+                "inpaint_items",
+                format!(
+                    "`frame_index` must be from 0 to {} for a {}-second video.",
+                    frames.saturating_sub(1),
+                    spec.seconds
+                ),
+            ));
+        };
+        let role = if index == 0 {
+            shotlist_models::catalogue::ImageRole::FirstFrame
+        } else {
+            shotlist_models::catalogue::ImageRole::LastFrame
+        };
+        let image =
+            super::images::check(role, data, rules, Some(Size::new(spec.width, spec.height)))
+                .map_err(|m| {
+                    ApiError::invalid(FLAVOR, "files", format!("Invalid image `{name}`: {m}."))
+                })?;
+        images.push(image);
+    }
+    if let Some((name, _)) = files
+        .iter()
+        .find(|(f, _)| !items.iter().any(|i| i["file_name"] == f.as_str()))
+    {
+        return Err(ApiError::invalid(
+            FLAVOR,
+            "files",
+            format!("File `{name}` is not named by any inpaint item."),
+        ));
+    }
+    spec.input
+        .insert("inpaint_items".into(), Value::Array(items));
+    spec.images = images;
+    Ok(spec)
 }
 
 async fn list_jobs(

@@ -230,6 +230,7 @@ async fn submit(
         remixed_from: None,
         input,
         deadline: None,
+        images: asked.images,
     };
     let job = app.create_job(spec, FLAVOR)?;
     let urls = urls(app, &job);

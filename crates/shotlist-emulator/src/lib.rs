@@ -32,6 +32,7 @@ mod errors;
 mod fal;
 mod faults;
 mod ids;
+mod images;
 mod media;
 mod model_input;
 mod openai;

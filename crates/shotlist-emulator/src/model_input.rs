@@ -8,7 +8,7 @@
 //! No size, length or field name is written here: they all come from the [`Model`].
 
 use serde_json::{Map, Value};
-use shotlist_models::catalogue::{Model, ParamKind};
+use shotlist_models::catalogue::{ImageInputs, ImageRole, Model, ParamKind};
 use shotlist_models::limits::Size;
 
 /// What a valid input asks for.
@@ -17,6 +17,8 @@ pub struct ModelInput {
     pub prompt: String,
     pub size: Size,
     pub seconds: u32,
+    /// The images in the model's own image fields, checked.
+    pub images: Vec<super::images::InputImage>,
 }
 
 /// Why one field of an input is refused.
@@ -91,14 +93,112 @@ pub fn check(model: &Model, input: &Map<String, Value>) -> Result<ModelInput, Ve
             }
         }
     }
+    let images = match &model.images {
+        Some(rules) => check_images(model, rules, input, asked.map(|a| a.0), &mut problems),
+        None => Vec::new(),
+    };
     match (prompt, asked) {
         (Some(prompt), Some((size, seconds))) if problems.is_empty() => Ok(ModelInput {
             prompt,
             size,
             seconds,
+            images,
         }),
         _ => Err(problems),
     }
+}
+
+/// The images in the model's own fields: data URIs, each checked by the model's rules.
+fn check_images(
+    model: &Model,
+    rules: &ImageInputs,
+    input: &Map<String, Value>,
+    size: Option<Size>,
+    problems: &mut Vec<InputProblem>,
+) -> Vec<super::images::InputImage> {
+    let mut out = Vec::new();
+    let mut frames = false;
+    let mut references = false;
+    for role in [
+        ImageRole::FirstFrame,
+        ImageRole::LastFrame,
+        ImageRole::Reference,
+    ] {
+        let Some(field) = rules.field(role) else {
+            continue;
+        };
+        let required =
+            role == ImageRole::FirstFrame && rules.first_frame.as_ref().is_some_and(|s| s.required);
+        let values: Vec<&Value> = match (input.get(field), role) {
+            (None | Some(Value::Null), _) => {
+                if required {
+                    problems.push(problem(
+                        field,
+                        ProblemKind::Missing,
+                        format!("`{field}` is required by `{}`", model.provider_model),
+                    ));
+                }
+                continue;
+            }
+            (Some(Value::Array(items)), ImageRole::Reference) => items.iter().collect(),
+            (Some(_), ImageRole::Reference) => {
+                problems.push(problem(
+                    field,
+                    ProblemKind::WrongType("array"),
+                    format!("`{field}` is a list of images"),
+                ));
+                continue;
+            }
+            (Some(v), _) => vec![v],
+        };
+        if role == ImageRole::Reference {
+            let max = rules.references.as_ref().map_or(0, |r| r.max) as usize;
+            if values.len() > max {
+                problems.push(problem(
+                    field,
+                    ProblemKind::TooLong,
+                    format!("`{field}` takes at most {max} images, got {}", values.len()),
+                ));
+                continue;
+            }
+            references = true;
+        } else {
+            frames = true;
+        }
+        for value in values {
+            let Value::String(uri) = value else {
+                problems.push(problem(
+                    field,
+                    ProblemKind::WrongType("string"),
+                    format!("`{field}` is a data URI or a URL"),
+                ));
+                continue;
+            };
+            match super::images::data_uri_bytes(uri)
+                .and_then(|bytes| super::images::check(role, &bytes, rules, size))
+            {
+                Ok(image) => out.push(image),
+                Err(message) => problems.push(problem(
+                    field,
+                    ProblemKind::NotAllowed,
+                    format!("`{field}`: {message}"),
+                )),
+            }
+        }
+    }
+    if rules.references_alone && frames && references {
+        problems.push(problem(
+            rules
+                .field(ImageRole::Reference)
+                .unwrap_or("reference_images"),
+            ProblemKind::NotAllowed,
+            format!(
+                "`{}` takes reference images or frames, not both",
+                model.provider_model
+            ),
+        ));
+    }
+    out
 }
 
 fn check_prompt(

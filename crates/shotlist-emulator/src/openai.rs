@@ -298,8 +298,38 @@ fn parse_create(app: &App, fields: Fields) -> Result<JobSpec, ApiError> {
             ),
         ));
     }
+    let mut images = Vec::new();
     if let Some((content_type, file_name, data)) = fields.reference {
         check_reference(content_type.as_deref(), file_name.as_deref(), &data, size)?;
+        // The model's own image rules (a name the catalogue does not know: the default
+        // model's), as the service applies them to `input_reference`.
+        let catalogue = shotlist_models::catalogue::Catalogue::builtin();
+        let rules = catalogue
+            .find(Api::OpenaiVideos, &model)
+            .unwrap_or_else(|| catalogue.default_model(Api::OpenaiVideos))
+            .images
+            .as_ref();
+        let Some(rules) = rules.filter(|r| r.first_frame.is_some()) else {
+            return Err(ApiError::invalid(
+                FLAVOR,
+                "input_reference",
+                format!("Model '{model}' does not support 'input_reference'."),
+            ));
+        };
+        let image = super::images::check(
+            shotlist_models::catalogue::ImageRole::FirstFrame,
+            &data,
+            rules,
+            Some(size),
+        )
+        .map_err(|m| {
+            ApiError::invalid(
+                FLAVOR,
+                "input_reference",
+                format!("Invalid 'input_reference': {m}."),
+            )
+        })?;
+        images.push(image);
     }
     if let Some(object) = fields.reference_object {
         let ok = object.get("image_url").is_some_and(Value::is_string)
@@ -323,6 +353,7 @@ fn parse_create(app: &App, fields: Fields) -> Result<JobSpec, ApiError> {
         remixed_from: None,
         input: Default::default(),
         deadline: None,
+        images,
     })
 }
 

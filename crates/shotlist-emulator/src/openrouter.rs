@@ -31,13 +31,14 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
-use shotlist_models::catalogue::Model;
+use shotlist_models::catalogue::{ImageRole, Model};
 use shotlist_models::limits::{Api, SecondsRule, Size};
 
 use super::assets::{self, AssetKind};
 use super::clock::EmuMillis;
 use super::content::Serve;
 use super::errors::{ApiError, Flavor};
+use super::images::{self, InputImage};
 use super::media;
 use super::model_input::{self, InputProblem};
 use super::server::App;
@@ -232,6 +233,60 @@ fn check_callback(input: &Map<String, Value>) -> Result<(), ApiError> {
     }
 }
 
+/// `frame_images` (`first_frame`, `last_frame`) and image `input_references`, each a data
+/// URI (or an https URL, which the emulator cannot fetch), checked by the model's rules;
+/// a frame the model does not take is refused, as `supported_frame_images` says.
+fn frame_images(
+    model: &Model,
+    input: &Map<String, Value>,
+    size: Size,
+) -> Result<Vec<InputImage>, ApiError> {
+    let mut out = Vec::new();
+    let frames = input.get("frame_images").and_then(Value::as_array);
+    let references = input.get("input_references").and_then(Value::as_array);
+    let parts = frames
+        .into_iter()
+        .flatten()
+        .map(|f| (f, true))
+        .chain(references.into_iter().flatten().map(|r| (r, false)));
+    for (part, is_frame) in parts {
+        let field = if is_frame {
+            "frame_images"
+        } else {
+            "input_references"
+        };
+        let role = match (is_frame, part.get("frame_type").and_then(Value::as_str)) {
+            (true, Some("first_frame")) => ImageRole::FirstFrame,
+            (true, Some("last_frame")) => ImageRole::LastFrame,
+            (true, other) => {
+                return Err(bad_request(
+                    field,
+                    format!("`frame_type` must be `first_frame` or `last_frame`, got {other:?}."),
+                ));
+            }
+            (false, _) => ImageRole::Reference,
+        };
+        let Some(rules) = model.images.as_ref().filter(|i| i.takes(role)) else {
+            return Err(bad_request(
+                field,
+                format!(
+                    "Model `{}` does not support {} input.",
+                    model.provider_model,
+                    role.describe()
+                ),
+            ));
+        };
+        let Some(url) = part.pointer("/image_url/url").and_then(Value::as_str) else {
+            return Err(bad_request(field, "Each part needs `image_url.url`."));
+        };
+        let image = images::data_uri_bytes(url)
+            .and_then(|bytes| images::check(role, &bytes, rules, Some(size)))
+            .map_err(|m| bad_request(field, format!("Invalid {}: {m}.", role.describe())))?;
+        out.push(image);
+    }
+    Ok(out)
+}
+
 async fn create(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
     let Ok(Value::Object(mut input)) = serde_json::from_slice::<Value>(&body) else {
         return Err(bad_request("", "The request body is not a JSON object."));
@@ -252,6 +307,7 @@ async fn create(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, Ap
     check_callback(&input)?;
     apply_size(&model, &mut input)?;
     let asked = model_input::check(&model, &input).map_err(invalid)?;
+    let images = frame_images(&model, &input, asked.size)?;
     if app.faults.payment_required() {
         app.stats.fault("402");
         return Err(ApiError::payment_required(
@@ -275,6 +331,7 @@ async fn create(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, Ap
         remixed_from: None,
         input,
         deadline: None,
+        images,
     };
     let job = match app.create_job(spec, FLAVOR) {
         Ok(job) => job,

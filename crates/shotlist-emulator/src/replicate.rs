@@ -417,6 +417,7 @@ async fn create(
         remixed_from: None,
         input,
         deadline: deadline.map(|d| d.as_millis() as EmuMillis),
+        images: asked.images,
     };
     let job = app.create_job(spec, FLAVOR)?;
     let (code, status) = match prefer_wait(headers) {

@@ -191,6 +191,7 @@ impl App {
                     });
                 }
                 self.stats.job_created(&prompt, running);
+                self.stats.input_images(&job.id, &job.spec.images);
                 self.schedule_render(&job);
                 Ok(job)
             }

@@ -57,6 +57,8 @@ pub struct JobSpec {
     /// Replicate `Cancel-After`: the emulated time from creation after which the job is
     /// canceled (aborted if it had not started processing).
     pub deadline: Option<EmuMillis>,
+    /// The images the job starts from, as checked and recorded.
+    pub images: Vec<super::images::InputImage>,
 }
 
 /// Why a job fails, decided when it is created.
@@ -610,6 +612,7 @@ mod tests {
             remixed_from: None,
             input: Map::new(),
             deadline: None,
+            images: Vec::new(),
         }
     }
 

@@ -51,6 +51,10 @@ pub struct Stats {
     /// Creates by the first 16 hex digits of the SHA-256 of the prompt: a count above 1
     /// means a client paid for the same prompt twice.
     pub creates_by_prompt_hash: BTreeMap<String, u64>,
+    /// The images each job was created with, by the job's id as its client sees it, in
+    /// the order sent.
+    #[serde(default)]
+    pub input_images: BTreeMap<String, Vec<super::images::InputImage>>,
 }
 
 /// The live counters behind [`Stats`].
@@ -111,6 +115,14 @@ impl StatsRecorder {
                 .entry(prompt_hash(prompt))
                 .or_default() += 1;
         });
+    }
+
+    pub fn input_images(&self, job: &str, images: &[super::images::InputImage]) {
+        if !images.is_empty() {
+            self.with(|i| {
+                i.stats.input_images.insert(job.to_owned(), images.to_vec());
+            });
+        }
     }
 
     pub fn credit_charged(&self, usd: f64) {
