@@ -959,6 +959,7 @@ mod tests {
                     seconds,
                     variant: 1,
                     variants: 1,
+                    inset: None,
                 })
                 .unwrap()
             });

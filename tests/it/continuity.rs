@@ -213,7 +213,9 @@ async fn rendering_one_shot_renders_its_stale_upstream_first_and_no_deps_refuses
     let emu = emulator(emulator_config()).await;
     let p = Project::new(&chain("azure-jobs", "sora", "A lighthouse at dusk, wide."));
     // `--no-deps` with nothing rendered upstream: refused before any request.
-    let out = p.render(&emu, &["shotlist.yaml", "approach", "--no-deps"]).await;
+    let out = p
+        .render(&emu, &["shotlist.yaml", "approach", "--no-deps"])
+        .await;
     assert_ne!(code(&out), 0, "{}", text(&out));
     assert!(
         text(&out).contains("needs a frame of `opening` (take 1), which is not rendered"),
@@ -237,7 +239,9 @@ async fn rendering_one_shot_renders_its_stale_upstream_first_and_no_deps_refuses
         ),
     )
     .unwrap();
-    let out = p.render(&emu, &["shotlist.yaml", "approach", "--no-deps"]).await;
+    let out = p
+        .render(&emu, &["shotlist.yaml", "approach", "--no-deps"])
+        .await;
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(stats(&emu).jobs_created, 4, "{}", text(&out));
     emu.shutdown().await;

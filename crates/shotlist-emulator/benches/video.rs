@@ -34,6 +34,7 @@ fn main() {
             seconds,
             variant: 1,
             variants: 2,
+            inset: None,
         };
         let start = Instant::now();
         let mp4 = render_mp4(&slate).expect("mp4");

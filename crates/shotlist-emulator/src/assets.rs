@@ -81,6 +81,8 @@ pub async fn asset(
 }
 
 fn render(job: &Job, generation: &Generation, kind: AssetKind) -> Result<Bytes, VideoError> {
+    // Each job's assets are its own (cached per generation), so the inset needs no key.
+    let inset = super::images::inset(&job.spec.images);
     let slate = Slate {
         prompt: &job.spec.prompt,
         model: &job.spec.model,
@@ -90,6 +92,7 @@ fn render(job: &Job, generation: &Generation, kind: AssetKind) -> Result<Bytes, 
         seconds: job.spec.seconds,
         variant: generation.variant,
         variants: job.spec.variants,
+        inset: inset.as_ref(),
     };
     let bytes = match kind {
         AssetKind::Mp4 => video::render_mp4(&slate)?,

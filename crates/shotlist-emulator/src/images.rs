@@ -24,6 +24,27 @@ pub struct InputImage {
     pub width: u32,
     pub height: u32,
     pub bytes: u64,
+    /// The bytes, for the placeholder's inset (never shown in the stats).
+    #[serde(skip)]
+    pub data: Option<std::sync::Arc<Vec<u8>>>,
+}
+
+/// The first image of a job (its first frame, else its last, else a reference),
+/// decoded for the slate's inset; `None` when there is none or it cannot be decoded.
+pub fn inset(images: &[InputImage]) -> Option<crate::video::Inset> {
+    let order = ["first_frame", "last_frame", "reference"];
+    let image = order
+        .iter()
+        .find_map(|role| images.iter().find(|i| i.role == *role))?;
+    let decoded = image::load_from_memory(image.data.as_deref()?)
+        .ok()?
+        .to_rgb8();
+    Some(crate::video::Inset {
+        width: decoded.width(),
+        height: decoded.height(),
+        rgb: decoded.into_raw(),
+        label: image.role.replace('_', " "),
+    })
 }
 
 fn role_name(role: ImageRole) -> &'static str {
@@ -82,6 +103,7 @@ pub fn check(
         width,
         height,
         bytes: bytes.len() as u64,
+        data: Some(std::sync::Arc::new(bytes.to_vec())),
     })
 }
 

@@ -413,6 +413,24 @@ mod tests {
             for p in m.params.iter().filter(|p| p.required) {
                 input.insert(p.name.clone(), json!("https://example.com/a.png"));
             }
+            // A required first frame: a data URI of a PNG of the video's size.
+            if let Some(field) = m
+                .images
+                .as_ref()
+                .filter(|i| i.first_frame.as_ref().is_some_and(|s| s.required))
+                .and_then(|i| i.field(shotlist_models::catalogue::ImageRole::FirstFrame))
+            {
+                use base64::Engine as _;
+                let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+                png.extend(size.width.to_be_bytes());
+                png.extend(size.height.to_be_bytes());
+                png.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+                let uri = format!(
+                    "data:image/png;base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(&png)
+                );
+                input.insert(field.to_owned(), json!(uri));
+            }
             let asked = check(m, &input).unwrap_or_else(|e| panic!("{}: {e:?}", m.id));
             assert_eq!((asked.size, asked.seconds), (size, m.default_seconds));
         }

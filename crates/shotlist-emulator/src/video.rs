@@ -51,6 +51,19 @@ pub struct Slate<'a> {
     /// 1-based variant number, of `variants`.
     pub variant: u32,
     pub variants: u32,
+    /// The image the job started from, drawn as an inset, so that a person looking at
+    /// the placeholder sees which image a shot was given.
+    pub inset: Option<&'a Inset>,
+}
+
+/// An input image, decoded: RGB8, row by row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inset {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+    /// What it is ("first frame").
+    pub label: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +147,7 @@ mod tests {
             seconds,
             variant: 2,
             variants: 2,
+            inset: None,
         }
     }
 

@@ -114,6 +114,21 @@ impl Canvas {
         [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
     }
 
+    /// Copies RGB pixels into row `y` from column `x`, clipped to the canvas.
+    pub(crate) fn blit_row(&mut self, x: i64, y: i64, rgb: &[u8]) {
+        if y < 0 || y >= i64::from(self.height) {
+            return;
+        }
+        let width = i64::from(self.width);
+        for (i, px) in rgb.chunks_exact(3).enumerate() {
+            let cx = x + i as i64;
+            if (0..width).contains(&cx) {
+                let at = ((y * width + cx) * 3) as usize;
+                self.pixels[at..at + 3].copy_from_slice(px);
+            }
+        }
+    }
+
     pub(crate) fn fill(&mut self, rect: Rect, color: Rgb) {
         let Some((x0, y0, x1, y1)) = rect.clip(self.width, self.height) else {
             return;

@@ -6,8 +6,8 @@
 //! progress bar); [`SlateRenderer::set_frame`] redraws just those and says where, so
 //! the video encoder converts and compares only what moved.
 
-use super::Slate;
 use super::draw::{Canvas, ELLIPSIS, GLYPH, Rect, Rgb, text_width};
+use super::{Inset, Slate};
 
 /// Frames per second of the placeholder video. 12 is enough for a timecode and a
 /// sweeping bar to be read frame by frame, and half the encoding work of 24.
@@ -139,6 +139,9 @@ impl SlateRenderer {
             let y = facts_y + i as i64 * line;
             canvas.text(margin, y, unit, &truncate(fact, text_chars), DIM);
         }
+        if let Some(inset) = slate.inset {
+            draw_inset(&mut canvas, inset, w, band_h + margin, margin, u, accent);
+        }
 
         let mut renderer = SlateRenderer {
             canvas,
@@ -257,6 +260,41 @@ impl SlateRenderer {
 }
 
 /// How many characters at `scale` fit in `width` canvas pixels.
+/// The input image in the top right corner, a quarter of the frame wide, in a frame of
+/// the accent, its label under it. Scaled by nearest neighbour: a placeholder, not art.
+fn draw_inset(
+    canvas: &mut Canvas,
+    inset: &Inset,
+    w: i64,
+    top: i64,
+    margin: i64,
+    u: i64,
+    accent: Rgb,
+) {
+    if inset.width == 0 || inset.height == 0 {
+        return;
+    }
+    let bw = (w / 4).max(8);
+    let bh = (bw * i64::from(inset.height) / i64::from(inset.width)).max(4);
+    let (x0, y0) = (w - margin - bw, top);
+    canvas.fill(
+        Rect::new(x0 - 2 * u, y0 - 2 * u, bw + 4 * u, bh + 4 * u),
+        accent,
+    );
+    let mut row = Vec::with_capacity(bw as usize * 3);
+    for dy in 0..bh {
+        let sy = (dy * i64::from(inset.height) / bh) as usize;
+        row.clear();
+        for dx in 0..bw {
+            let sx = (dx * i64::from(inset.width) / bw) as usize;
+            let i = (sy * inset.width as usize + sx) * 3;
+            row.extend_from_slice(&inset.rgb[i..i + 3]);
+        }
+        canvas.blit_row(x0, y0 + dy, &row);
+    }
+    canvas.text(x0, y0 + bh + 3 * u, u as u32, &inset.label, TEXT);
+}
+
 fn chars_fitting(width: i64, scale: u32) -> usize {
     (width.max(0) / i64::from(GLYPH * scale)) as usize
 }
@@ -383,6 +421,40 @@ mod tests {
     }
 
     #[test]
+    fn the_input_image_shows_as_an_inset_in_the_top_right() {
+        let red = Inset {
+            width: 16,
+            height: 9,
+            rgb: [250, 10, 10].repeat(16 * 9),
+            label: "first frame".into(),
+        };
+        let mut slate = Slate {
+            prompt: "a red kite over a grey sea",
+            model: "sora",
+            job_id: "task_1",
+            width: 640,
+            height: 360,
+            seconds: 2,
+            variant: 1,
+            variants: 1,
+            inset: Some(&red),
+        };
+        let with = SlateRenderer::new(&slate).canvas().clone();
+        slate.inset = None;
+        let without = SlateRenderer::new(&slate).canvas().clone();
+        // A quarter of the width, below the band, at the right margin: the image's red.
+        let (x, y) = (640 - 12 - 160 / 2, 40 + 45);
+        assert_eq!(with.pixel(x, y), [250, 10, 10]);
+        assert_ne!(without.pixel(x, y), [250, 10, 10]);
+        let reds = (0..360)
+            .flat_map(|y| (0..640).map(move |x| (x, y)))
+            .filter(|&(x, y)| with.pixel(x, y) == [250, 10, 10])
+            .count();
+        // 160x90 of it (nearest neighbour keeps every pixel the image's colour).
+        assert_eq!(reds, 160 * 90, "{reds}");
+    }
+
+    #[test]
     fn only_the_clock_and_bar_change() {
         let slate = Slate {
             prompt: "a red kite over a grey sea",
@@ -393,6 +465,7 @@ mod tests {
             seconds: 2,
             variant: 1,
             variants: 2,
+            inset: None,
         };
         let mut r = SlateRenderer::new(&slate);
         r.set_frame(6);

@@ -92,6 +92,7 @@ fn ffprobe_decodes_every_size_of_every_api_at_the_requested_duration() {
                 seconds,
                 variant: 1,
                 variants: 1,
+                inset: None,
             };
             let bytes = render_mp4(&slate).expect("the encoder renders every size in the table");
             let path: PathBuf = dir
