@@ -292,7 +292,12 @@ fn draw_inset(
         }
         canvas.blit_row(x0, y0 + dy, &row);
     }
-    canvas.text(x0, y0 + bh + 3 * u, u as u32, &inset.label, TEXT);
+    // The label on a strip of the frame's colour, over whatever the prompt drew there.
+    canvas.fill(
+        Rect::new(x0 - 2 * u, y0 + bh + 2 * u, bw + 4 * u, 10 * u),
+        accent,
+    );
+    canvas.text(x0, y0 + bh + 3 * u, u as u32, &inset.label, ON_ACCENT);
 }
 
 fn chars_fitting(width: i64, scale: u32) -> usize {
