@@ -320,6 +320,13 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
                 (action, reason, Some(inputs))
             }
         };
+        // Only a shot that creates a job waits: one with a job already (to resume or to
+        // download) goes on at once, whatever becomes of the shots upstream.
+        let after = if action == Action::Render {
+            after
+        } else {
+            Vec::new()
+        };
         decided.insert(&shot.id, (action, reason, inputs, after));
     }
     let mut wanted: HashSet<&str> = storyboard

@@ -97,7 +97,14 @@ pub async fn run(
         tasks.spawn(async move {
             let ready = run.wait_for(&work, upstream).await;
             let resolved = match ready {
-                Ok(()) => run.replan(&work),
+                // Planning reads the lockfile and checks files: off the runtime's threads.
+                Ok(()) => {
+                    let (r, w) = (Arc::clone(&run), Arc::clone(&work));
+                    match tokio::task::spawn_blocking(move || r.replan(&w)).await {
+                        Ok(resolved) => resolved,
+                        Err(_) => Arc::clone(&work),
+                    }
+                }
                 Err(()) => {
                     run.finish_shot(&work);
                     return;

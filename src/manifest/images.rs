@@ -334,10 +334,13 @@ impl Reader<'_> {
             Some(n) => match &n.value {
                 Value::Str(s) if s == "first" => Some(FrameAt::First),
                 Value::Str(s) if s == "last" => Some(FrameAt::Last),
-                Value::Int(v) if *v >= 0 => Some(FrameAt::Millis(*v as u64 * 1000)),
-                Value::Float(v) if v.is_finite() && *v >= 0.0 => {
-                    Some(FrameAt::Millis((v * 1000.0).round() as u64))
-                }
+                // Times beyond a day are refused later as after the shot's end.
+                Value::Int(v) if *v >= 0 => Some(FrameAt::Millis(
+                    u64::try_from(*v).map_or(u64::MAX, |v| v.saturating_mul(1000)),
+                )),
+                Value::Float(v) if v.is_finite() && *v >= 0.0 => Some(FrameAt::Millis(
+                    (v * 1000.0).round().min(u64::MAX as f64) as u64,
+                )),
                 _ => {
                     self.problems.push(
                         Problem::new(

@@ -274,8 +274,14 @@ fn draw_inset(
     if inset.width == 0 || inset.height == 0 {
         return;
     }
-    let bw = (w / 4).max(8);
-    let bh = (bw * i64::from(inset.height) / i64::from(inset.width)).max(4);
+    // A quarter of the width, and at most half the height (a tall image gets narrower).
+    let max_h = (i64::from(canvas.height) / 2).max(4);
+    let mut bw = (w / 4).max(8);
+    let mut bh = (bw * i64::from(inset.height) / i64::from(inset.width)).max(4);
+    if bh > max_h {
+        bw = (max_h * i64::from(inset.width) / i64::from(inset.height)).max(1);
+        bh = max_h;
+    }
     let (x0, y0) = (w - margin - bw, top);
     canvas.fill(
         Rect::new(x0 - 2 * u, y0 - 2 * u, bw + 4 * u, bh + 4 * u),
