@@ -8,11 +8,13 @@ use crate::exit_codes;
 
 #[cfg(feature = "emulator")]
 pub mod emulator;
+pub mod export;
 pub mod models;
 pub mod plan;
 pub mod render;
 pub mod schema;
 pub mod selection;
+pub mod sheet;
 pub mod spend;
 pub mod validate;
 
@@ -36,6 +38,10 @@ pub enum Command {
     Schema(schema::Args),
     /// List the models shotlist knows: limits, prices and the source of every fact.
     Models(models::Args),
+    /// Write the contact sheet: every shot and take on one HTML page, to review by eye.
+    Sheet(sheet::Args),
+    /// Hand the chosen takes to an editor: an OpenTimelineIO timeline or one joined MP4.
+    Export(export::Args),
     /// What the board's jobs cost: spent, delivered, wasted (from the lockfile).
     Spend(spend::Args),
     /// Run the local emulator of the video APIs (placeholder videos, no account).
@@ -99,6 +105,8 @@ pub fn main() -> ExitCode {
             Command::Schema(args) => schema::execute(args).await,
             Command::Models(args) => models::execute(args).await,
             Command::Spend(args) => spend::execute(args).await,
+            Command::Sheet(args) => sheet::execute(args).await,
+            Command::Export(args) => export::execute(args).await,
             #[cfg(feature = "emulator")]
             Command::Emulator(args) => emulator::execute(args).await,
         }

@@ -49,6 +49,9 @@ pub struct Args {
     /// Do not save thumbnails beside the videos.
     #[arg(long)]
     pub no_thumbnails: bool,
+    /// Do not refresh the contact sheet (`index.html` in the output folder) at the end.
+    #[arg(long)]
+    pub no_sheet: bool,
     /// Render into an output folder another manifest owns (only when no file name of
     /// the two collides).
     #[arg(long)]
@@ -236,6 +239,9 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
             skipped: plan.shots.len(),
             ..Default::default()
         }));
+        if !args.no_sheet {
+            refresh_sheet(storyboard, target.lock_name().to_owned(), &reporter).await;
+        }
         return Ok(ExitCode::from(exit_codes::SUCCESS));
     }
 
@@ -321,6 +327,8 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
     let recorder = Arc::new(Recorder::new(lock_path, lock));
     let credential = client.auth_description();
     let api = storyboard.api;
+    let board = storyboard.clone();
+    let lock_name = target.lock_name().to_owned();
     let report = engine::run(
         client,
         storyboard,
@@ -335,6 +343,9 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
     reporter.emit(Event::Summary(report.summary.clone()));
     if let Some(emulator) = emulator {
         stop_local(emulator).await;
+    }
+    if !args.no_sheet {
+        refresh_sheet(board, lock_name, &reporter).await;
     }
 
     let Some(error) = report.error() else {
@@ -374,6 +385,28 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         engine::RenderError::Interrupted => {}
     }
     Ok(ExitCode::from(error.exit_code()))
+}
+
+/// Writes the contact sheet for what the lockfile now says. A failure is reported and
+/// changes nothing else: the renders and the lockfile are already safe.
+async fn refresh_sheet(
+    storyboard: crate::manifest::Storyboard,
+    endpoint: String,
+    reporter: &Reporter,
+) {
+    let written = tokio::task::spawn_blocking(move || {
+        let page = super::sheet::default_page(&storyboard)?;
+        let lock = crate::lockfile::Lockfile::read(&storyboard.lockfile_path())
+            .map_err(|e| e.to_string())?;
+        crate::sheet::write_for(&storyboard, &lock, &endpoint, &page).map_err(|e| e.to_string())
+    })
+    .await;
+    let message = match written {
+        Ok(Ok(w)) => format!("contact sheet: {}", w.path.display()),
+        Ok(Err(e)) => format!("warning: the contact sheet was not written: {e}"),
+        Err(e) => format!("warning: the contact sheet was not written: {e}"),
+    };
+    reporter.emit(Event::Notice { message });
 }
 
 /// Name of the file a render holds locked in the output folder while it runs.

@@ -8,6 +8,7 @@ mod emulator_cli;
 mod gateway;
 mod marketplaces;
 mod render;
+mod review;
 mod schema;
 mod support;
 mod upgrade;
