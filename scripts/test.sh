@@ -7,18 +7,26 @@ cd "$(dirname "$0")/.."
 
 need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# ffprobe (Debian's ffmpeg) checks the emulator's videos with an independent decoder.
-if ! command -v ffprobe >/dev/null 2>&1; then
-  echo "==> installing ffmpeg (ffprobe) from Debian's packages"
+# From Debian's packages: ffprobe (ffmpeg) checks the emulator's videos with an
+# independent decoder and reads the joined MP4 of `shotlist export`; Chromium opens the
+# contact sheet headless.
+APT_NEEDED=()
+command -v ffprobe >/dev/null 2>&1 || APT_NEEDED+=(ffmpeg)
+command -v chromium >/dev/null 2>&1 || APT_NEEDED+=(chromium)
+if [ ${#APT_NEEDED[@]} -gt 0 ]; then
+  echo "==> installing ${APT_NEEDED[*]} from Debian's packages"
   need_root apt-get update -qq
-  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${APT_NEEDED[@]}" >/dev/null
 fi
+export SHOTLIST_TEST_CHROMIUM=chromium
 
-# The official OpenAI, Replicate, fal and OpenRouter Python clients must work unchanged against the emulator.
+# The official OpenAI, Replicate, fal and OpenRouter Python clients must work unchanged
+# against the emulator; OpenTimelineIO (the reference implementation) reads the
+# timelines `shotlist export --otio` writes.
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import openai, replicate, fal_client, openrouter' >/dev/null 2>&1; then
-  echo "==> installing the openai, replicate, fal-client and openrouter Python packages from PyPI"
-  "$PY" -m pip install --quiet --disable-pip-version-check 'openai>=2.3' 'replicate>=1,<2' 'fal-client>=1' 'openrouter>=1'
+if ! "$PY" -c 'import openai, replicate, fal_client, openrouter, opentimelineio' >/dev/null 2>&1; then
+  echo "==> installing the openai, replicate, fal-client, openrouter and opentimelineio Python packages from PyPI"
+  "$PY" -m pip install --quiet --disable-pip-version-check 'openai>=2.3' 'replicate>=1,<2' 'fal-client>=1' 'openrouter>=1' 'opentimelineio>=0.17'
 fi
 export SHOTLIST_TEST_PYTHON="$PY"
 

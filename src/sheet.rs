@@ -276,13 +276,16 @@ impl Posters {
                 files.insert((sp.id.clone(), take), path);
             }
         }
-        // Only when every shot was planned is it known which stills are still wanted.
+        // Only when every shot was planned is it known which stills are still wanted;
+        // only this board's stills are removed (another board may share the folder).
         if plan.shots.len() == storyboard.shots.len() {
+            let ids: HashSet<&str> = storyboard.shots.iter().map(|s| s.id.as_str()).collect();
             let dir = storyboard.output_dir().join(POSTERS_DIR);
             if let Ok(entries) = std::fs::read_dir(&dir) {
                 for e in entries.flatten() {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    if name.ends_with(".png") && !wanted.contains(&name) {
+                    let ours = poster_shot(&name).is_some_and(|id| ids.contains(id));
+                    if ours && !wanted.contains(&name) {
                         let _ = std::fs::remove_file(e.path());
                     }
                 }
@@ -290,6 +293,18 @@ impl Posters {
         }
         Ok(Posters { files, made })
     }
+}
+
+/// The shot id of a still's name, `SHOT-takeN-<12 hex>.png` (read from the right, so
+/// an id may itself hold `-take`).
+fn poster_shot(name: &str) -> Option<&str> {
+    let rest = name.strip_suffix(".png")?;
+    let (rest, hash) = rest.rsplit_once('-')?;
+    if hash.len() != 12 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let (id, take) = rest.rsplit_once("-take")?;
+    (!id.is_empty() && !take.is_empty() && take.bytes().all(|b| b.is_ascii_digit())).then_some(id)
 }
 
 /// The page's content, links relative to `page_dir`.
@@ -632,6 +647,18 @@ fn shot_html(h: &mut String, s: &SheetShot) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_still_is_known_by_its_shot_from_the_right() {
+        assert_eq!(poster_shot("ship-take1-0123456789ab.png"), Some("ship"));
+        assert_eq!(
+            poster_shot("a-take1-take2-0123456789ab.png"),
+            Some("a-take1")
+        );
+        assert_eq!(poster_shot("ship-take1.png"), None);
+        assert_eq!(poster_shot("ship-takeX-0123456789ab.png"), None);
+        assert_eq!(poster_shot("notes.txt"), None);
+    }
 
     #[test]
     fn links_are_relative_to_the_page_and_encoded() {

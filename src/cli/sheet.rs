@@ -62,7 +62,9 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
     Ok(ExitCode::from(exit_codes::SUCCESS))
 }
 
-/// `index.html` in the output folder, which must be a plain folder inside the board.
+/// `index.html` in the output folder, which must be a plain folder inside the board;
+/// in a folder another manifest owns (`render --share-output`), `STEM.html`, so the two
+/// sheets never overwrite each other.
 pub fn default_page(storyboard: &Storyboard) -> Result<PathBuf, String> {
     crate::board_path::check_owned_dir(&storyboard.dir, &storyboard.output).map_err(|e| {
         format!(
@@ -70,5 +72,24 @@ pub fn default_page(storyboard: &Storyboard) -> Result<PathBuf, String> {
             storyboard.output.display()
         )
     })?;
-    Ok(storyboard.output_dir().join(crate::sheet::DEFAULT_FILE))
+    let out_dir = storyboard.output_dir();
+    let ours = storyboard
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let owner = std::fs::read_to_string(out_dir.join(super::render::OWNER_FILE))
+        .ok()
+        .map(|t| t.trim().to_owned());
+    let name = match (owner, ours) {
+        (Some(owner), Some(ours)) if owner != ours => {
+            let stem = storyboard
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "storyboard".into());
+            format!("{stem}.html")
+        }
+        _ => crate::sheet::DEFAULT_FILE.to_owned(),
+    };
+    Ok(out_dir.join(name))
 }

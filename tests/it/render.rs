@@ -199,6 +199,7 @@ async fn kill_9_at_random_moments_then_rerun_never_pays_twice() {
         .filter(|f| !f.extension().is_some_and(|e| e == "mp4" || e == "jpg"))
         .filter(|f| !f.ends_with(shotlist::cli::render::RUN_LOCK))
         .filter(|f| !f.ends_with(shotlist::cli::render::OWNER_FILE))
+        .filter(|f| !f.ends_with(shotlist::sheet::DEFAULT_FILE))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     emu.shutdown().await;

@@ -497,3 +497,36 @@ async fn the_joined_mp4_has_one_size_one_rate_the_summed_length_and_the_sound_it
     let timeline = std::fs::read_to_string(project.path("teaser.otio")).unwrap();
     assert!(timeline.contains("MissingReference.1"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn render_refreshes_the_sheet_at_the_end_of_every_run_unless_told_not_to() {
+    let emu = support::emulator(support::emulator_config()).await;
+    let project = Project::new(&support::manifest(2, 1, ""));
+    let page = project.path("renders/index.html");
+    let out = project.render(&emu, &["--no-sheet"]).await;
+    assert_eq!(support::code(&out), 0, "{}", support::text(&out));
+    assert!(!page.exists(), "--no-sheet wrote the sheet");
+    // A run with nothing to do still writes it.
+    let out = project.render(&emu, &[]).await;
+    assert_eq!(support::code(&out), 0, "{}", support::text(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("data-status=\"fresh\"").count(), 2, "{html}");
+    // An edit shows as stale on the next run's sheet, with the reason.
+    let manifest = std::fs::read_to_string(project.path("shotlist.yaml")).unwrap();
+    std::fs::write(
+        project.path("shotlist.yaml"),
+        manifest.replace("Shot 1, a lantern", "Shot 1, a storm lantern"),
+    )
+    .unwrap();
+    let out = shotlist(
+        project.dir.path(),
+        &["sheet", "--endpoint", &emu.base_url()],
+    );
+    assert_eq!(support::code(&out), 0, "{}", support::text(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("<p class=\"reason\">changed: prompt</p>"),
+        "{html}"
+    );
+    emu.shutdown().await;
+}
