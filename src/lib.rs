@@ -6,6 +6,7 @@
 pub mod api;
 pub mod atomic_write;
 pub mod board_path;
+pub mod cache;
 pub mod cache_key;
 pub mod cli;
 pub mod cost;

@@ -22,9 +22,10 @@ use crate::render_inputs::RenderInputs;
 pub const VERSION: u32 = 1;
 /// Additions within [`VERSION`] this build knows. 0: shotlist 0.1 (no `revision` key,
 /// raw `request` bodies); 1: `inputs` (the normalized render inputs); 2: `ledger` (every
-/// job created, kept across re-renders) and each job's estimated charge. A lockfile of a
-/// newer revision is read, but never rewritten: its additions would be lost.
-pub const REVISION: u32 = 2;
+/// job created, kept across re-renders) and each job's estimated charge; 3: a shot's
+/// `source` (taken from a shared cache). A lockfile of a newer revision is read, but never
+/// rewritten: its additions would be lost.
+pub const REVISION: u32 = 3;
 
 /// The last line of every lockfile of revision 1 on: one without it was cut short (a
 /// crash of another tool, a bad merge) and is refused rather than taken for fewer shots.
@@ -206,6 +207,30 @@ pub struct ShotLock {
     /// the job at the service before ever creating another one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub creating: BTreeMap<u32, Timestamp>,
+    /// Where the files came from when not from this board's own jobs: a shared cache
+    /// (its `jobs` are then the ones that rendered them for whoever published them, not
+    /// paid for by this board, and kept out of the ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+}
+
+/// Where a shot's files came from, when not from its own jobs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// `cache`.
+    pub kind: String,
+    /// The cache's URL (it never holds a credential).
+    pub from: String,
+    /// When the entry was published, and when this board took it.
+    pub published_at: Timestamp,
+    pub taken_at: Timestamp,
+}
+
+impl ShotLock {
+    /// Its files came from a shared cache (its jobs are someone else's).
+    pub fn from_cache(&self) -> bool {
+        self.source.as_ref().is_some_and(|s| s.kind == "cache")
+    }
 }
 
 /// One job at the service.
@@ -343,7 +368,8 @@ impl Lockfile {
             .enumerate()
             .map(|(i, e)| (e.job.clone(), i))
             .collect();
-        for (shot_id, shot) in &self.shots {
+        // A shot taken from a shared cache was paid for by whoever published it.
+        for (shot_id, shot) in self.shots.iter().filter(|(_, s)| !s.from_cache()) {
             for job in &shot.jobs {
                 let outcome = LedgerOutcome::of(job);
                 let i = *index.entry(job.id.clone()).or_insert_with(|| {
@@ -640,6 +666,7 @@ mod tests {
                 }],
             }],
             creating: Default::default(),
+            source: None,
         }
     }
 

@@ -22,7 +22,9 @@ pub const FORMAT_VERSION: i64 = 1;
 /// Output folder when the manifest names none.
 pub const DEFAULT_OUTPUT: &str = "renders";
 
-pub(crate) const TOP_KEYS: &[&str] = &["version", "api", "output", "budget", "defaults", "shots"];
+pub(crate) const TOP_KEYS: &[&str] = &[
+    "version", "api", "output", "budget", "cache", "defaults", "shots",
+];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &["model", "size", "seconds", "variants", "style"];
 pub(crate) const SHOT_KEYS: &[&str] = &[
     "id",
@@ -55,6 +57,8 @@ pub struct Storyboard {
     pub output: PathBuf,
     /// `budget.max_per_run`: the most one run may spend (the models' currency).
     pub max_cost_per_run: Option<f64>,
+    /// `cache:`: the shared render cache's URL (`--cache` and `SHOTLIST_CACHE` win).
+    pub cache: Option<String>,
     pub shots: Vec<Shot>,
     /// The shipped catalogue with the board's own models (`shotlist.models.yaml`).
     pub catalogue: Arc<Catalogue>,
@@ -113,6 +117,9 @@ impl Storyboard {
         self.dir.join(&self.output)
     }
 }
+
+/// What the top level of a manifest reads into: api, output, budget, cache, shots.
+type TopLevel = (Api, PathBuf, Option<f64>, Option<String>, Vec<Shot>);
 
 /// A board's own models, beside its manifest.
 pub const MODELS_FILE: &str = "shotlist.models.yaml";
@@ -290,12 +297,13 @@ pub fn parse(path: &Path, text: String) -> Result<Storyboard, LoadError> {
         }
     };
     match result {
-        Some((api, output, budget, shots)) if reader.problems.is_empty() => Ok(Storyboard {
+        Some((api, output, budget, cache, shots)) if reader.problems.is_empty() => Ok(Storyboard {
             path: path.to_path_buf(),
             dir,
             api,
             output,
             max_cost_per_run: budget,
+            cache,
             shots,
             catalogue: Arc::clone(&catalogue),
         }),
@@ -334,7 +342,7 @@ struct Reader<'a> {
 mod images;
 
 impl Reader<'_> {
-    fn manifest(&mut self, root: &Node) -> Option<(Api, PathBuf, Option<f64>, Vec<Shot>)> {
+    fn manifest(&mut self, root: &Node) -> Option<TopLevel> {
         let Value::Map(entries) = &root.value else {
             self.problems.push(
                 Problem::new(
@@ -424,7 +432,23 @@ impl Reader<'_> {
             None => Some(None),
             Some(node) => self.budget(node).map(Some),
         };
-        Some((api?, output?, budget?, shots))
+        let cache = match fields.get("cache") {
+            None => Some(None),
+            Some(node) => self.string(node).and_then(|url| {
+                match crate::cache::check_url(&url.value) {
+                    Ok(_) => Some(Some(url.value)),
+                    Err(message) => {
+                        self.problems.push(
+                            Problem::new(url.span.clone(), message)
+                                .label("not a cache URL")
+                                .help("write `cache: s3://BUCKET/PREFIX` (or az://, gs://, file:///); credentials come from the environment"),
+                        );
+                        None
+                    }
+                }
+            }),
+        };
+        Some((api?, output?, budget?, cache?, shots))
     }
 
     /// A provider that takes no model the catalogue does not know (fal, Replicate,

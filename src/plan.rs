@@ -181,6 +181,62 @@ pub struct ShotPlan {
     pub estimated_cost: Option<f64>,
     /// What rendering the whole shot costs (for fresh shots: what they are worth).
     pub full_cost: Option<f64>,
+    /// What the shared cache holds for it, when it was looked up (see [`mark_cache`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheStatus>,
+}
+
+/// What the shared cache holds for a shot to render.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CacheStatus {
+    /// An entry with every blob: taken instead of creating jobs.
+    Hit {
+        #[serde(skip)]
+        entry: Box<crate::cache::Entry>,
+    },
+    /// Nothing usable, and why (`not in the cache`, a refused entry, an unreachable cache).
+    Miss { reason: String },
+}
+
+impl ShotPlan {
+    /// Whether the cache may stand in for this shot's jobs: it is to be rendered from
+    /// known inputs, whole (not forced, no job of it alive or half made).
+    pub fn cache_eligible(&self) -> bool {
+        self.action == Action::Render
+            && self.input_hash.is_some()
+            && !matches!(
+                self.reason,
+                Reason::Forced | Reason::Incomplete { .. } | Reason::UpstreamMissing { .. }
+            )
+    }
+}
+
+/// Marks what the cache holds for the shots `found` names: a hit creates no job and
+/// costs nothing; the totals follow.
+pub fn mark_cache(plan: &mut Plan, found: &HashMap<String, CacheStatus>) {
+    let totals = &mut plan.totals;
+    for sp in &mut plan.shots {
+        let Some(status) = found.get(&sp.id) else {
+            continue;
+        };
+        if matches!(status, CacheStatus::Hit { .. }) {
+            totals.jobs_to_create -= u64::from(sp.jobs_to_create);
+            totals.video_seconds -= sp.video_seconds;
+            match sp.estimated_cost {
+                Some(e) => totals.estimated_cost -= e,
+                None => totals.unknown_price.retain(|id| *id != sp.id),
+            }
+            totals.cache_hits += 1;
+            sp.jobs_to_create = 0;
+            sp.video_seconds = 0;
+            sp.estimated_cost = sp.estimated_cost.map(|_| 0.0);
+        } else {
+            totals.cache_misses += 1;
+        }
+        sp.cache = Some(status.clone());
+    }
+    totals.estimated_cost = totals.estimated_cost.max(0.0);
 }
 
 /// The whole plan.
@@ -212,6 +268,15 @@ pub struct Totals {
     pub unknown_price: Vec<String>,
     /// Fresh shots whose price is unknown (not in `fresh_cost`).
     pub fresh_unknown_price: usize,
+    /// Shots to render that the shared cache has, and that it has not (when looked up).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cache_hits: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cache_misses: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// What to plan for.
@@ -416,6 +481,7 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
             video_seconds,
             estimated_cost,
             full_cost,
+            cache: None,
         });
     }
     Plan {
@@ -522,7 +588,15 @@ fn decide(
         };
         return (Action::Resume, reason);
     }
-    // Every job succeeded: check every variant's file.
+    // Every job succeeded: check every variant's file. A shot taken from a shared cache
+    // has no job of this board's to download from: a file gone means taking it again.
+    let expiry = |job: &JobLock, sb: &Storyboard| {
+        if entry.from_cache() {
+            Timestamp::MIN
+        } else {
+            expiry(job, sb)
+        }
+    };
     for variant in 1..=shot.variants {
         let found = entry.generations().find(|(_, g)| g.variant == variant);
         let Some((job, generation)) = found else {
@@ -579,6 +653,9 @@ fn expiry(job: &JobLock, sb: &Storyboard) -> Timestamp {
     })
 }
 
+/// A file missing or modified: downloaded again from its job while the job lives, else
+/// rendered (or taken from the cache again when the shot came from one: its jobs are
+/// someone else's).
 fn download_or_render(
     expires_at: Option<Timestamp>,
     now: Timestamp,
@@ -595,6 +672,7 @@ fn download_or_render(
             (Action::Download, reason)
         }
         _ if modified => (Action::Render, Reason::OutputModified { path }),
+        Some(e) if e == Timestamp::MIN => (Action::Render, Reason::OutputMissing { path }),
         _ => (Action::Render, Reason::Expired { path }),
     }
 }
@@ -764,6 +842,7 @@ mod tests {
                 }],
             }],
             creating: Default::default(),
+            source: None,
         }
     }
 

@@ -93,6 +93,24 @@ pub struct Summary {
     pub unknown_price_jobs: u64,
     /// Shots the cap kept from starting a job.
     pub over_budget: usize,
+    /// The shared cache, when one is used (else absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSummary>,
+}
+
+/// What the shared cache did in a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheSummary {
+    /// Shots taken from the cache (no job created).
+    pub hits: u64,
+    /// Shots looked up and not found usable (rendered instead).
+    pub misses: u64,
+    pub pulled_bytes: u64,
+    /// Entries this run published, and the bytes of the blobs it uploaded.
+    pub published: u64,
+    pub published_bytes: u64,
+    /// `--cache-read-only`: nothing was published.
+    pub read_only: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -303,22 +321,47 @@ pub fn describe(event: &Event) -> Option<String> {
             format!("     done {id} in {:.1}s", *elapsed_ms as f64 / 1000.0)
         }
         Event::ShotFailed { id, message } => format!("   FAILED {id}: {message}"),
-        Event::Summary(s) => format!(
-            "{}{} rendered, {} downloaded, {} reused, {} skipped, {} failed; {} job{} created, {} video-seconds, {} requests, {:.1}s{}",
-            if s.interrupted { "interrupted: " } else { "" },
-            s.rendered,
-            s.downloaded,
-            s.reused,
-            s.skipped,
-            s.failed,
-            s.jobs_created,
-            if s.jobs_created == 1 { "" } else { "s" },
-            s.video_seconds,
-            s.requests,
-            s.wall_ms as f64 / 1000.0,
-            spend_text(s)
-        ),
+        Event::Summary(s) => {
+            format!(
+                "{}{} rendered, {} downloaded, {} reused, {} skipped, {} failed; {} job{} created, {} video-seconds, {} requests, {:.1}s{}",
+                if s.interrupted { "interrupted: " } else { "" },
+                s.rendered,
+                s.downloaded,
+                s.reused,
+                s.skipped,
+                s.failed,
+                s.jobs_created,
+                if s.jobs_created == 1 { "" } else { "s" },
+                s.video_seconds,
+                s.requests,
+                s.wall_ms as f64 / 1000.0,
+                spend_text(s)
+            ) + &cache_text(s)
+        }
     })
+}
+
+/// `; cache: 3 hits (4.1 MB pulled), 1 miss, 1 published (1.2 MB)` (empty without a cache).
+fn cache_text(s: &Summary) -> String {
+    let Some(c) = &s.cache else {
+        return String::new();
+    };
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let published = if c.read_only {
+        "read-only, nothing published".to_owned()
+    } else {
+        format!(
+            "{} published ({})",
+            c.published,
+            human_bytes(c.published_bytes)
+        )
+    };
+    format!(
+        "; cache: {} ({} pulled), {}, {published}",
+        plural(c.hits, "hit", "hits"),
+        human_bytes(c.pulled_bytes),
+        plural(c.misses, "miss", "misses"),
+    )
 }
 
 /// `; est. spend $1.20 (2 jobs of unknown price); the cap stopped 1 shot` (empty when

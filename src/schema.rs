@@ -35,6 +35,14 @@ struct Manifest {
     output: Option<String>,
     /// What one `render` may spend, in the models' currency (USD in the catalogue).
     budget: Option<Budget>,
+    /// A shared render cache that a team and its CI read and publish renders to:
+    /// `s3://BUCKET/PREFIX`, `az://CONTAINER/PREFIX`, `gs://BUCKET/PREFIX` or
+    /// `file:///PATH`. No credential in it: each cloud's usual environment gives them.
+    /// `render --cache` and `SHOTLIST_CACHE` win over it.
+    #[schemars(regex(
+        pattern = r"^((s3|az|azure|gs)://[^/?#@\s]+(/[^?#\s]*)?|file:///[^?#\s]*)$"
+    ))]
+    cache: Option<String>,
     /// Values for every shot that does not set its own.
     defaults: Option<Defaults>,
     /// The shots, rendered in any order; each one's `id` names its output file.

@@ -14,13 +14,42 @@ pub struct Args {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Do not look the shots up in the shared cache (no request of any kind).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 pub async fn execute(args: Args) -> miette::Result<ExitCode> {
-    let planned = match args.selection.plan()? {
+    let mut planned = match args.selection.plan()? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    if !args.offline {
+        let settings =
+            match args
+                .selection
+                .cache_settings(&planned.storyboard, &planned.target, true)
+            {
+                Ok(settings) => settings,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return Ok(ExitCode::from(exit_codes::USAGE));
+                }
+            };
+        if let Some(settings) = settings {
+            match crate::cache::Cache::open(&settings) {
+                Ok(cache) => {
+                    for (id, miss) in crate::cache::look_up_plan(&cache, &mut planned.plan).await {
+                        eprintln!("warning: `{id}`: cache {miss}");
+                    }
+                }
+                Err(e) => eprintln!(
+                    "warning: the cache `{}` was not looked up: {e}",
+                    settings.url
+                ),
+            }
+        }
+    }
     if args.json {
         println!(
             "{}",
@@ -61,9 +90,14 @@ pub fn render_text(file: &str, plan: &Plan) -> String {
                     .join(", ")
             ),
         };
+        let cached = match &s.cache {
+            Some(crate::plan::CacheStatus::Hit { .. }) => "; cache hit".to_owned(),
+            Some(crate::plan::CacheStatus::Miss { reason }) => format!("; cache miss ({reason})"),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "  {action:<8}  {:<width$}  {}{after}{cost}",
+            "  {action:<8}  {:<width$}  {}{cached}{after}{cost}",
             s.id, s.reason
         );
     }
@@ -83,6 +117,16 @@ pub fn render_text(file: &str, plan: &Plan) -> String {
         t.video_seconds,
         plural(t.video_seconds)
     );
+    if t.cache_hits + t.cache_misses > 0 {
+        let _ = writeln!(
+            out,
+            "cache: {} hit{}, {} miss{}",
+            t.cache_hits,
+            plural(t.cache_hits as u64),
+            t.cache_misses,
+            if t.cache_misses == 1 { "" } else { "es" }
+        );
+    }
     let unknown = match t.unknown_price.len() {
         0 => String::new(),
         n => format!(

@@ -56,6 +56,10 @@ pub struct Args {
     /// the two collides).
     #[arg(long)]
     pub share_output: bool,
+    /// Take shots from the shared cache but publish nothing to it (for runs that must
+    /// not be trusted to write, such as pull requests).
+    #[arg(long)]
+    pub cache_read_only: bool,
     /// Print NDJSON events on stdout instead of progress.
     #[arg(long)]
     pub json: bool,
@@ -116,7 +120,16 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
     };
     let file = args.selection.file();
     if args.dry_run {
-        let planned = args.selection.plan_for(storyboard)?;
+        let mut planned = args.selection.plan_for(storyboard)?;
+        let cache = match open_cache(&args, &planned, true) {
+            Ok(cache) => cache,
+            Err(code) => return Ok(code),
+        };
+        if let Some(cache) = &cache {
+            for (id, miss) in crate::cache::look_up_plan(cache, &mut planned.plan).await {
+                eprintln!("warning: `{id}`: cache {miss}");
+            }
+        }
         print!("{}", super::plan::render_text(&file, &planned.plan));
         return Ok(ExitCode::from(exit_codes::SUCCESS));
     }
@@ -152,12 +165,23 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         eprintln!("error: {message}");
         return Ok(ExitCode::from(exit_codes::ERROR));
     }
+    let mut planned = args.selection.plan_for(storyboard)?;
+    // The shared cache is looked up before anything else: a hit needs no job, so
+    // `--locked` and the cap count only the misses.
+    let cache = match open_cache(&args, &planned, args.cache_read_only) {
+        Ok(cache) => cache,
+        Err(code) => return Ok(code),
+    };
+    let cache_warnings = match &cache {
+        Some(cache) => crate::cache::look_up_plan(cache, &mut planned.plan).await,
+        None => Vec::new(),
+    };
     let Planned {
         storyboard,
         lock,
         target,
         plan,
-    } = args.selection.plan_for(storyboard)?;
+    } = planned;
     let lock_path = storyboard.lockfile_path();
     // A newer shotlist wrote it: rewriting would drop what it recorded. Before any request.
     if lock.revision > crate::lockfile::REVISION {
@@ -234,6 +258,33 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         shots: plan.shots.len(),
         to_do,
     });
+    if let Some(cache) = &cache {
+        reporter.emit(Event::Notice {
+            message: format!(
+                "cache: {}{}{}: {} hit{}, {} miss{}",
+                cache.url(),
+                if cache.read_only() {
+                    " (read-only)"
+                } else {
+                    ""
+                },
+                if cache.signed() { " (signed)" } else { "" },
+                plan.totals.cache_hits,
+                if plan.totals.cache_hits == 1 { "" } else { "s" },
+                plan.totals.cache_misses,
+                if plan.totals.cache_misses == 1 {
+                    ""
+                } else {
+                    "es"
+                },
+            ),
+        });
+    }
+    for (id, miss) in &cache_warnings {
+        reporter.emit(Event::Notice {
+            message: format!("warning: `{id}`: cache {miss}"),
+        });
+    }
     if to_do == 0 {
         reporter.emit(Event::Summary(crate::reporter::Summary {
             skipped: plan.shots.len(),
@@ -299,6 +350,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         force: args.selection.force,
         verify: args.selection.verify,
         budget,
+        cache: cache.map(Arc::new),
         ..Config::for_service().scaled(time_scale)
     };
 
@@ -385,6 +437,32 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         engine::RenderError::Interrupted => {}
     }
     Ok(ExitCode::from(error.exit_code()))
+}
+
+/// The shared cache the run uses, opened (no request yet). `Err`: the exit code, after
+/// saying why (a bad URL, a cloud configuration the library refuses).
+fn open_cache(
+    args: &Args,
+    planned: &Planned,
+    read_only: bool,
+) -> Result<Option<crate::cache::Cache>, ExitCode> {
+    let settings = args
+        .selection
+        .cache_settings(&planned.storyboard, &planned.target, read_only)
+        .map_err(|message| {
+            eprintln!("error: {message}");
+            ExitCode::from(exit_codes::USAGE)
+        })?;
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    crate::cache::Cache::open(&settings).map(Some).map_err(|e| {
+        eprintln!("error: the cache `{}` ({}) cannot be used: {e}", settings.url, settings.from);
+        eprintln!(
+            "  help: check its credentials and settings in the environment (AWS_*, AZURE_STORAGE_*, GOOGLE_*), or run with --no-cache"
+        );
+        ExitCode::from(exit_codes::ERROR)
+    })
 }
 
 /// Writes the contact sheet for what the lockfile now says. A failure is reported and

@@ -39,6 +39,15 @@ pub struct Selection {
     /// Use the built-in emulator (placeholder videos, no account).
     #[arg(long, conflicts_with = "endpoint")]
     pub local: bool,
+    /// A shared render cache: s3://BUCKET/PREFIX, az://CONTAINER/PREFIX,
+    /// gs://BUCKET/PREFIX or file:///PATH (else `cache:` in the manifest). Credentials
+    /// come from each cloud's usual environment; entries are signed and checked with
+    /// SHOTLIST_CACHE_SIGNING_KEY when it is set.
+    #[arg(long, value_name = "URL", env = crate::cache::ENV_CACHE)]
+    pub cache: Option<String>,
+    /// Neither look up nor publish to a shared cache, whatever the manifest says.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// A loaded manifest and lockfile, the chosen target, and the plan for them.
@@ -89,6 +98,53 @@ impl Selection {
             target,
             plan,
         })
+    }
+
+    /// The shared cache this run uses, if any: `--cache` (or SHOTLIST_CACHE), else the
+    /// manifest's `cache:`; none with `--no-cache`. `Err`: a message for the user.
+    pub fn cache_settings(
+        &self,
+        storyboard: &Storyboard,
+        target: &Target,
+        read_only: bool,
+    ) -> Result<Option<crate::cache::Settings>, String> {
+        if self.no_cache {
+            return Ok(None);
+        }
+        let (url, from) = match (&self.cache, &storyboard.cache) {
+            (Some(url), _) => {
+                let from = if std::env::var(crate::cache::ENV_CACHE).ok().as_ref() == Some(url) {
+                    crate::cache::ENV_CACHE.to_owned()
+                } else {
+                    "--cache".to_owned()
+                };
+                (url.clone(), from)
+            }
+            (None, Some(url)) => (url.clone(), format!("`cache:` in {}", self.file())),
+            (None, None) => return Ok(None),
+        };
+        crate::cache::check_url(&url).map_err(|e| format!("{from}: {e}"))?;
+        let signing_key = match std::env::var(crate::cache::ENV_SIGNING_KEY) {
+            Ok(key) if key.trim().is_empty() => {
+                return Err(format!(
+                    "{} is set but empty: set a key, or unset it",
+                    crate::cache::ENV_SIGNING_KEY
+                ));
+            }
+            Ok(key) => Some(crate::api::auth::Secret::new(key)),
+            Err(_) => None,
+        };
+        Ok(Some(crate::cache::Settings {
+            url,
+            from,
+            read_only,
+            signing_key,
+            realm: if target.is_local() {
+                crate::cache::Realm::Emulator
+            } else {
+                crate::cache::Realm::Service
+            },
+        }))
     }
 
     pub fn file(&self) -> String {

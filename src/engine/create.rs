@@ -270,6 +270,7 @@ impl Run {
             request: serde_json::Value::Null,
             jobs: Vec::new(),
             creating: Default::default(),
+            source: None,
         }
     }
 

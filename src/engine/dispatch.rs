@@ -47,7 +47,20 @@ pub async fn run(
         spend: Mutex::new(Spend::default()),
         known_jobs: Mutex::new(known),
         origin: (Timestamp::now(), tokio::time::Instant::now()),
+        publishing: Mutex::default(),
     });
+    // The misses the plan's lookups found count with the run's own.
+    if let Some(cache) = run.cache() {
+        let misses = plan
+            .shots
+            .iter()
+            .filter(|sp| matches!(sp.cache, Some(plan::CacheStatus::Miss { .. })))
+            .count();
+        cache
+            .stats
+            .misses
+            .fetch_add(misses as u64, Ordering::Relaxed);
+    }
 
     let mut outcomes: Vec<(String, Outcome)> = Vec::new();
     let mut works: Vec<Arc<ShotWork>> = Vec::new();
@@ -120,6 +133,17 @@ pub async fn run(
     }
     let mut queued: Vec<(u64, Arc<ShotWork>, Item)> = Vec::new();
     for work in &works {
+        // What the cache has is taken at once, with no slot (and rendered if it fails).
+        if let Some(plan::CacheStatus::Hit { entry }) = &work.plan.cache {
+            run.emit(Event::Shot {
+                id: work.plan.id.clone(),
+                action: "cache".into(),
+                reason: format!("{}; in the cache", work.plan.reason),
+            });
+            let (run, work, entry) = (Arc::clone(&run), Arc::clone(work), (**entry).clone());
+            tasks.spawn(async move { run.take_or_render(work, entry).await });
+            continue;
+        }
         run.emit(Event::Shot {
             id: work.plan.id.clone(),
             action: work.plan.action.as_str().into(),
@@ -165,6 +189,7 @@ pub async fn run(
         });
     }
     while tasks.join_next().await.is_some() {}
+    run.finish_publishing().await;
 
     let replanned = std::mem::take(&mut *replanned.lock().expect("replanned lock"));
     let replanned_ids: HashSet<String> = replanned.iter().map(|w| w.plan.id.clone()).collect();
@@ -183,6 +208,7 @@ pub async fn run(
         let outcome = match work.state() {
             ShotState::Failed(message) => Outcome::Failed(message),
             ShotState::NotStarted => Outcome::NotStarted,
+            ShotState::Working if work.from_cache.load(Ordering::SeqCst) => Outcome::Cached,
             ShotState::Working if work.plan.action == Action::Fresh => Outcome::Skipped,
             ShotState::Working if work.plan.action == Action::Download => Outcome::Downloaded,
             ShotState::Working if work.plan.action == Action::Reuse => Outcome::Reused,
@@ -193,7 +219,11 @@ pub async fn run(
     let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
     let video_seconds: u64 = works
         .iter()
-        .filter(|w| w.plan.action == Action::Render && w.state() == ShotState::Working)
+        .filter(|w| {
+            w.plan.action == Action::Render
+                && w.state() == ShotState::Working
+                && !w.from_cache.load(Ordering::SeqCst)
+        })
         .map(|w| w.plan.shot.video_seconds())
         .sum();
     let summary = Summary {
@@ -207,6 +237,14 @@ pub async fn run(
         requests: run.client.requests(),
         wall_ms: reporter.elapsed().as_millis() as u64,
         interrupted: run.stop.requested() && run.stop.fatal_error().is_none(),
+        cache: run.cache().map(|c| crate::reporter::CacheSummary {
+            hits: c.stats.hits.load(Ordering::Relaxed),
+            misses: c.stats.misses.load(Ordering::Relaxed),
+            pulled_bytes: c.stats.pulled_bytes.load(Ordering::Relaxed),
+            published: c.stats.published.load(Ordering::Relaxed),
+            published_bytes: c.stats.published_bytes.load(Ordering::Relaxed),
+            read_only: c.read_only(),
+        }),
         ..Summary::default()
     };
     let (summary, over_budget) = {
@@ -340,11 +378,27 @@ impl Run {
                 .and_then(|v| *v);
             let _ = waited.done.send_replace(value);
         });
-        self.emit(Event::Shot {
-            id: work.plan.id.clone(),
-            action: work.plan.action.as_str().into(),
-            reason: work.plan.reason.to_string(),
-        });
+        if let Some(entry) = self.look_up(&work).await {
+            self.emit(Event::Shot {
+                id: work.plan.id.clone(),
+                action: "cache".into(),
+                reason: format!("{}; in the cache", work.plan.reason),
+            });
+            self.take_or_render(work, entry).await;
+        } else {
+            self.emit(Event::Shot {
+                id: work.plan.id.clone(),
+                action: work.plan.action.as_str().into(),
+                reason: work.plan.reason.to_string(),
+            });
+            self.run_items(work).await;
+        }
+        let _ = relay.await;
+    }
+
+    /// Prepares a shot's items and runs them, each with a slot as it needs (for a shot
+    /// not in the initial hand-out: one that waited, or a cache hit that failed).
+    pub(super) async fn run_items(self: &Arc<Self>, work: Arc<ShotWork>) {
         let items = match self.prepare(&work).await {
             Ok(items) => items,
             Err(error) => {
@@ -374,7 +428,6 @@ impl Run {
             });
         }
         while tasks.join_next().await.is_some() {}
-        let _ = relay.await;
     }
 
     /// Sends an event to the reporter (through dispatch, the one that talks to it).
@@ -471,6 +524,7 @@ impl Run {
     }
 
     pub(super) fn finish_shot(&self, work: &ShotWork) {
+        self.publish_later(work);
         let id = work.plan.id.clone();
         let _ = work
             .done

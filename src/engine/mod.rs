@@ -58,6 +58,8 @@ pub struct Config {
     pub verify: bool,
     /// The run's spending cap: no job starts whose estimated charge would pass it.
     pub budget: Option<crate::cost::Budget>,
+    /// The shared cache: shots it has are taken from it, shots rendered are published.
+    pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
 impl Config {
@@ -74,6 +76,7 @@ impl Config {
             force: false,
             verify: false,
             budget: None,
+            cache: None,
         }
     }
 
@@ -230,6 +233,8 @@ pub enum Outcome {
     Downloaded,
     /// A renamed shot whose files were moved to its new name.
     Reused,
+    /// Taken from the shared cache: no job created.
+    Cached,
     Failed(String),
     /// Not started because the run was stopping.
     NotStarted,
@@ -267,7 +272,13 @@ struct Run {
     /// The wall clock at the start and tokio's instant then: the run's "now" follows
     /// tokio's clock, so expiry rules can be tested on a paused clock.
     origin: (Timestamp, tokio::time::Instant),
+    /// Publishes to the shared cache under way, by shot.
+    publishing: Mutex<Vec<Publishing>>,
 }
+
+/// A publish to the shared cache under way: the shot, and whether its entry was written
+/// (`false`: another run's was there first).
+type Publishing = (String, tokio::task::JoinHandle<Result<bool, String>>);
 
 /// One shot's work, shared by its job tasks.
 struct ShotWork {
@@ -279,6 +290,8 @@ struct ShotWork {
     creating: tokio::sync::Mutex<()>,
     /// Whether this run has written the shot's new lockfile entry.
     entry_started: AtomicBool,
+    /// Taken from the shared cache.
+    from_cache: AtomicBool,
     /// The images its jobs start from, read (or extracted) once.
     images: tokio::sync::OnceCell<Vec<crate::api::RequestImage>>,
     /// Told when the shot is done: `true` rendered, `false` not (the shots that start
@@ -376,6 +389,7 @@ impl ShotWork {
             remaining: AtomicUsize::new(0),
             state: Mutex::new(ShotState::Working),
             entry_started: AtomicBool::new(false),
+            from_cache: AtomicBool::new(false),
             creating: tokio::sync::Mutex::new(()),
             images: tokio::sync::OnceCell::new(),
             done: tokio::sync::watch::channel(None).0,
@@ -410,6 +424,7 @@ impl ShotWork {
     }
 }
 
+mod cached;
 mod create;
 mod dispatch;
 mod fetch;

@@ -141,6 +141,7 @@ async fn a_crash_between_the_mark_and_the_create_adopts_the_job_the_dead_run_mad
             request: serde_json::Value::Null,
             jobs: Vec::new(),
             creating: [(0, sent)].into_iter().collect(),
+            source: None,
         },
     );
     lock.write(&sb.lockfile_path()).unwrap();
@@ -417,6 +418,7 @@ async fn a_recorded_job_that_is_another_shots_is_not_taken() {
                 generations: Vec::new(),
             }],
             creating: Default::default(),
+            source: None,
         },
     );
     lock.write(&sb.lockfile_path()).unwrap();
