@@ -30,6 +30,22 @@ if ! "$PY" -c 'import openai, replicate, fal_client, openrouter, opentimelineio'
 fi
 export SHOTLIST_TEST_PYTHON="$PY"
 
+# Real object stores for the shared cache's tests, started on loopback by the tests
+# themselves (one per test, on a free port): moto's S3 server (PyPI) and Azurite's Blob
+# service (npm, kept under target/ between runs).
+if ! "$PY" -c 'import moto, flask, flask_cors' >/dev/null 2>&1; then
+  echo "==> installing moto's S3 server (moto[server]) from PyPI"
+  "$PY" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1'
+fi
+export SHOTLIST_TEST_MOTO="$("$PY" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/moto_server"
+AZURITE_DIR=target/test-tools/azurite
+if ! "$AZURITE_DIR/node_modules/.bin/azurite-blob" --version >/dev/null 2>&1; then
+  echo "==> installing Azurite (azurite) from the npm registry into $AZURITE_DIR"
+  mkdir -p "$AZURITE_DIR"
+  npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --loglevel=error 'azurite@^3.35' >/dev/null
+fi
+export SHOTLIST_TEST_AZURITE="$PWD/$AZURITE_DIR/node_modules/.bin/azurite-blob"
+
 # A real gateway: the LiteLLM proxy, in a virtual environment of its own (its pinned
 # dependencies must not meet the clients above), kept under target/ between runs.
 LITELLM_VENV=target/litellm-venv

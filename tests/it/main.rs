@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod cache;
 mod cli;
 mod continuity;
 mod corpus;
@@ -10,5 +11,6 @@ mod marketplaces;
 mod render;
 mod review;
 mod schema;
+mod stores;
 mod support;
 mod upgrade;

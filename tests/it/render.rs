@@ -339,6 +339,7 @@ async fn a_create_lost_to_a_crash_is_adopted_not_repeated() {
             request: serde_json::Value::Null,
             jobs: Vec::new(),
             creating: [(0, jiff::Timestamp::now())].into_iter().collect(),
+            source: None,
         },
     );
     lock.write(&p.path("shotlist.lock")).unwrap();
