@@ -46,6 +46,8 @@ pub const ENTRY_FORMAT: u32 = 1;
 const MAX_ENTRY_BYTES: u64 = 1 << 20;
 /// Lookups (and blob checks) at once.
 pub const LOOKUPS_AT_ONCE: usize = 8;
+/// Publishes at once.
+const PUBLISHES_AT_ONCE: usize = 4;
 
 /// Where the cache's videos may come from: a real service, or the built-in emulator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +55,35 @@ pub const LOOKUPS_AT_ONCE: usize = 8;
 pub enum Realm {
     Service,
     Emulator,
+}
+
+impl Realm {
+    /// The built-in emulator, and any service on this machine's loopback (a standalone
+    /// `shotlist emulator`, a mock), render into the emulator's realm: what they make is
+    /// never taken for a real provider's video. Every other host is a service.
+    pub fn of(target: &crate::endpoint::Target) -> Realm {
+        match target {
+            crate::endpoint::Target::Local => Realm::Emulator,
+            crate::endpoint::Target::Remote { base_url, .. } => {
+                let host = url::Url::parse(base_url)
+                    .ok()
+                    .and_then(|u| u.host().map(|h| h.to_owned()));
+                let loopback = match host {
+                    Some(url::Host::Domain(d)) => {
+                        d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
+                    }
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    None => false,
+                };
+                if loopback {
+                    Realm::Emulator
+                } else {
+                    Realm::Service
+                }
+            }
+        }
+    }
 }
 
 /// How a cache is to be used, as the command line, the environment and the manifest say.
@@ -86,6 +117,8 @@ pub struct Cache {
     key: Option<Secret>,
     /// Blobs found not to match their name this run: re-uploaded when published again.
     damaged: Mutex<HashSet<String>>,
+    /// Publishes at once (each holds its videos in memory while it uploads them).
+    publishing: tokio::sync::Semaphore,
     pub stats: Stats,
 }
 
@@ -339,6 +372,7 @@ impl Cache {
             read_only: settings.read_only,
             key: settings.signing_key.clone(),
             damaged: Mutex::default(),
+            publishing: tokio::sync::Semaphore::new(PUBLISHES_AT_ONCE),
             stats: Stats::default(),
         })
     }
@@ -543,6 +577,11 @@ impl Cache {
         if self.read_only {
             return Ok(false);
         }
+        let _permit = self
+            .publishing
+            .acquire()
+            .await
+            .map_err(|_| "the cache is closing".to_owned())?;
         let mut sent = 0u64;
         let mut seen = HashSet::new();
         for blob in entry.blobs() {
@@ -677,7 +716,97 @@ pub async fn look_up_plan(cache: &Cache, plan: &mut crate::plan::Plan) -> Vec<(S
     warnings
 }
 
+/// What publishing a render needs: its entry, and the file holding each blob.
+pub type Publishable = (Entry, std::collections::HashMap<String, PathBuf>);
+
 impl Entry {
+    /// The entry for the render the lockfile records of `shot` (`lock`), made from
+    /// `inputs`, with the file of each blob; `None` when it is not one to publish: taken
+    /// from a cache itself, of other inputs, of the other realm (placeholders only in the
+    /// emulator's), or not whole (a take without its video).
+    pub fn of_render(
+        storyboard: &crate::manifest::Storyboard,
+        shot: &crate::shot::Shot,
+        lock: &crate::lockfile::ShotLock,
+        inputs: &RenderInputs,
+        realm: Realm,
+        now: Timestamp,
+    ) -> Option<Publishable> {
+        use crate::lockfile::{FileLock, JobState};
+        let input_hash = crate::cache_key::hash(inputs);
+        if lock.from_cache() || lock.input_hash != input_hash {
+            return None;
+        }
+        // A placeholder of the built-in emulator only ever in the emulator's realm (a
+        // loopback service renders into it too: see `Realm::of`).
+        if lock.endpoint == crate::plan::LOCAL_ENDPOINT && realm != Realm::Emulator {
+            return None;
+        }
+        let mut files = std::collections::HashMap::new();
+        let mut blob = |f: &FileLock| -> Option<Blob> {
+            let path = crate::board_path::resolve_owned(&storyboard.dir, &f.path).ok()?;
+            let extension = Path::new(&f.path)
+                .extension()
+                .and_then(|e| e.to_str())
+                .filter(|e| {
+                    !e.is_empty() && e.len() <= 8 && e.bytes().all(|c| c.is_ascii_alphanumeric())
+                })
+                .unwrap_or("bin")
+                .to_owned();
+            files.insert(f.sha256.clone(), path);
+            Some(Blob {
+                sha256: f.sha256.clone(),
+                bytes: f.bytes,
+                extension,
+            })
+        };
+        let mut jobs = Vec::new();
+        for job in lock.jobs.iter().filter(|j| j.status == JobState::Succeeded) {
+            let mut generations = Vec::new();
+            for g in &job.generations {
+                let Some(video) = g.file.as_ref().and_then(&mut blob) else {
+                    continue;
+                };
+                let thumbnail = g.thumbnail.as_ref().and_then(&mut blob);
+                generations.push(EntryGeneration {
+                    id: g.id.clone(),
+                    variant: g.variant,
+                    video,
+                    thumbnail,
+                });
+            }
+            if !generations.is_empty() {
+                jobs.push(EntryJob {
+                    id: job.id.clone(),
+                    variant: job.variant,
+                    created_at: job.created_at,
+                    finished_at: job.finished_at,
+                    generations,
+                });
+            }
+        }
+        let entry = Entry {
+            format: ENTRY_FORMAT,
+            key: input_hash,
+            realm,
+            provider: storyboard.api,
+            model: lock.model.clone(),
+            endpoint: lock.endpoint.clone(),
+            inputs: inputs.clone(),
+            jobs,
+            published_at: now,
+            shotlist: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        // One video per take, every take: anything else is not a whole render.
+        let mut takes: Vec<u32> = entry
+            .jobs
+            .iter()
+            .flat_map(|j| j.generations.iter().map(|g| g.variant))
+            .collect();
+        takes.sort_unstable();
+        (takes == (1..=shot.variants).collect::<Vec<_>>()).then_some((entry, files))
+    }
+
     /// Every blob the entry names, videos and thumbnails.
     pub fn blobs(&self) -> impl Iterator<Item = &Blob> {
         self.jobs
@@ -740,6 +869,12 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 const SECRET_VARIABLES: &[&str] = &[
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_TOKEN",
+    "AWS_SSE_CUSTOMER_KEY_BASE64",
+    "AZURE_STORAGE_CLIENT_SECRET",
+    "AZURE_FABRIC_SESSION_TOKEN",
+    "AZURE_STORAGE_ENCRYPTION_KEY",
+    "GOOGLE_BEARER_TOKEN",
     "AZURE_STORAGE_ACCOUNT_KEY",
     "AZURE_STORAGE_ACCESS_KEY",
     "AZURE_STORAGE_MASTER_KEY",
@@ -813,6 +948,142 @@ mod tests {
         assert!(!verify(&Secret::new("k2-0123456789"), b"entry", &s));
         assert!(!verify(&key, b"entry", "hmac-sha256:zz"));
         assert!(!verify(&key, b"entry", &s.replace("hmac-sha256:", "")));
+    }
+
+    fn inputs() -> RenderInputs {
+        let sb = crate::manifest::parse(
+            Path::new("/board/shotlist.yaml"),
+            "version: 1\ndefaults: {size: 480x480, seconds: 5}\nshots:\n  - id: a\n    prompt: A gull over the surf.\n".into(),
+        )
+        .unwrap();
+        RenderInputs::of(Api::AzureJobs, &sb.shots[0])
+    }
+
+    fn entry(realm: Realm, inputs: &RenderInputs) -> Entry {
+        Entry {
+            format: ENTRY_FORMAT,
+            key: crate::cache_key::hash(inputs),
+            realm,
+            provider: Api::AzureJobs,
+            model: inputs.model.clone(),
+            endpoint: "myres.openai.azure.com".into(),
+            inputs: inputs.clone(),
+            jobs: Vec::new(),
+            published_at: Timestamp::UNIX_EPOCH,
+            shotlist: "test".into(),
+        }
+    }
+
+    async fn open(dir: &Path, realm: Realm, key: Option<&str>) -> Cache {
+        Cache::open(&Settings {
+            url: url::Url::from_file_path(dir).unwrap().to_string(),
+            from: "test".into(),
+            read_only: false,
+            signing_key: key.map(Secret::new),
+            realm,
+        })
+        .unwrap()
+    }
+
+    async fn miss(cache: &Cache, key: &str) -> String {
+        match cache.lookup(key).await {
+            Lookup::Hit(_) => panic!("a hit"),
+            Lookup::Miss(m) => m.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn entries_are_checked_before_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let inputs = inputs();
+        let key = crate::cache_key::hash(&inputs);
+        let files = std::collections::HashMap::new();
+        // An entry of the emulator's realm, written where a service's would be.
+        let service = open(dir.path(), Realm::Service, None).await;
+        let forged = serde_json::json!({"entry": entry(Realm::Emulator, &inputs)});
+        let at = dir
+            .path()
+            .join("ac")
+            .join(key.trim_start_matches("sha256:"));
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(&at, serde_json::to_vec(&forged).unwrap()).unwrap();
+        assert!(
+            miss(&service, &key)
+                .await
+                .contains("emulator's placeholders")
+        );
+        // Inputs that do not hash to the name.
+        let mut other = entry(Realm::Service, &inputs);
+        other.inputs.prompt.push('!');
+        std::fs::write(
+            &at,
+            serde_json::to_vec(&serde_json::json!({"entry": other})).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            miss(&service, &key)
+                .await
+                .contains("do not hash to its name")
+        );
+        std::fs::remove_file(&at).unwrap();
+        assert_eq!(miss(&service, &key).await, "not in the cache");
+        // Published unsigned: a reader with a key refuses it; signed: only that key reads it.
+        assert!(
+            service
+                .publish(&entry(Realm::Service, &inputs), &files)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !service
+                .publish(&entry(Realm::Service, &inputs), &files)
+                .await
+                .unwrap()
+        );
+        let keyed = open(dir.path(), Realm::Service, Some("k-123456")).await;
+        assert!(miss(&keyed, &key).await.contains("not signed"));
+        assert!(matches!(service.lookup(&key).await, Lookup::Hit(_)));
+        std::fs::remove_file(&at).unwrap();
+        assert!(
+            keyed
+                .publish(&entry(Realm::Service, &inputs), &files)
+                .await
+                .unwrap()
+        );
+        assert!(matches!(keyed.lookup(&key).await, Lookup::Hit(_)));
+        let other_key = open(dir.path(), Realm::Service, Some("k-654321")).await;
+        assert!(
+            miss(&other_key, &key)
+                .await
+                .contains("signature does not match")
+        );
+        // The emulator's realm is a folder of its own.
+        let emulator = open(dir.path(), Realm::Emulator, None).await;
+        assert_eq!(miss(&emulator, &key).await, "not in the cache");
+    }
+
+    #[test]
+    fn loopback_services_are_the_emulators_realm() {
+        use crate::endpoint::Target;
+        let remote = |url: &str| Target::Remote {
+            base_url: url.into(),
+            host: String::new(),
+            source: "test",
+        };
+        assert_eq!(Realm::of(&Target::Local), Realm::Emulator);
+        for url in [
+            "http://127.0.0.1:8080/v1",
+            "http://localhost:4000",
+            "http://[::1]:9/x",
+        ] {
+            assert_eq!(Realm::of(&remote(url)), Realm::Emulator, "{url}");
+        }
+        for url in [
+            "https://api.replicate.com/v1",
+            "https://myres.openai.azure.com/openai/v1",
+        ] {
+            assert_eq!(Realm::of(&remote(url)), Realm::Service, "{url}");
+        }
     }
 
     #[test]

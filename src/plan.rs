@@ -184,6 +184,10 @@ pub struct ShotPlan {
     /// What the shared cache holds for it, when it was looked up (see [`mark_cache`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheStatus>,
+    /// No job of the shot's recorded entry is alive or half created: the cache may
+    /// stand in for it without leaving a job nobody follows (see [`ShotPlan::cache_eligible`]).
+    #[serde(skip)]
+    pub nothing_in_flight: bool,
 }
 
 /// What the shared cache holds for a shot to render.
@@ -205,6 +209,7 @@ impl ShotPlan {
     pub fn cache_eligible(&self) -> bool {
         self.action == Action::Render
             && self.input_hash.is_some()
+            && self.nothing_in_flight
             && !matches!(
                 self.reason,
                 Reason::Forced | Reason::Incomplete { .. } | Reason::UpstreamMissing { .. }
@@ -482,6 +487,9 @@ pub fn plan(storyboard: &Storyboard, lock: &Lockfile, options: &Options) -> Plan
             estimated_cost,
             full_cost,
             cache: None,
+            nothing_in_flight: lock.shots.get(&shot.id).is_none_or(|e| {
+                e.creating.is_empty() && !e.jobs.iter().any(|j| j.status.is_alive())
+            }),
         });
     }
     Plan {

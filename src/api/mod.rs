@@ -32,6 +32,7 @@ pub mod provider;
 pub mod replicate;
 pub mod retry;
 pub(crate) mod transport;
+pub mod uncredentialed;
 
 pub use auth::{Auth, AzureCli, KeyHeader, Secret, TokenSource};
 pub use error::{ApiError, Result};

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exit_codes;
 
+pub mod cache;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod export;
@@ -44,6 +45,8 @@ pub enum Command {
     Export(export::Args),
     /// What the board's jobs cost: spent, delivered, wasted (from the lockfile).
     Spend(spend::Args),
+    /// The shared render cache: `push` publishes the board's fresh renders to it.
+    Cache(cache::Args),
     /// Run the local emulator of the video APIs (placeholder videos, no account).
     #[cfg(feature = "emulator")]
     Emulator(emulator::Args),
@@ -105,6 +108,7 @@ pub fn main() -> ExitCode {
             Command::Schema(args) => schema::execute(args).await,
             Command::Models(args) => models::execute(args).await,
             Command::Spend(args) => spend::execute(args).await,
+            Command::Cache(args) => cache::execute(args).await,
             Command::Sheet(args) => sheet::execute(args).await,
             Command::Export(args) => export::execute(args).await,
             #[cfg(feature = "emulator")]

@@ -24,7 +24,8 @@ pub const LOCAL_TIME_SCALE: f64 = 120.0;
 pub struct Args {
     #[command(flatten)]
     pub selection: Selection,
-    /// Show the plan and stop: no request is made.
+    /// Show the plan and stop: no request is made to the provider (the shared cache, if
+    /// any, is looked up).
     #[arg(long)]
     pub dry_run: bool,
     /// Fail, before any request, if any shot would need a new job (for CI).
@@ -323,25 +324,46 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
                 && (storyboard.api == crate::limits::Api::AzureJobs
                     || *source == endpoint::ENV_AZURE_ENDPOINT
                     || base_url.contains(".azure.com"));
-            let Some(auth) = Auth::from_env(storyboard.api, azure, |k| std::env::var(k).ok())
-            else {
-                eprintln!("error: no credential for {}", target.lock_name());
-                eprintln!("  help: {}", Auth::missing_help(storyboard.api));
-                return Ok(ExitCode::from(exit_codes::AUTH));
-            };
-            let endpoint = if azure {
-                Endpoint::azure(storyboard.api, base_url, auth)
-            } else {
-                Endpoint::new(storyboard.api, base_url, auth)
-            }
-            .into_diagnostic()?;
-            let pacer = Arc::new(Pacer::per_minute(args.rpm_for(&storyboard), time_scale));
-            let client = crate::api::connect(endpoint, pacer, &ClientOptions::default())
-                .into_diagnostic()?;
-            reporter.emit(Event::Notice {
-                message: format!("credential: {}", client.auth_description()),
+            // Every shot to render is in the cache: nothing is sent, so no key is needed
+            // (a pull request's CI, say).
+            let all_cached = plan.shots.iter().all(|s| {
+                s.action == Action::Fresh
+                    || matches!(s.cache, Some(crate::plan::CacheStatus::Hit { .. }))
             });
-            (client, None)
+            match Auth::from_env(storyboard.api, azure, |k| std::env::var(k).ok()) {
+                Some(auth) => {
+                    let endpoint = if azure {
+                        Endpoint::azure(storyboard.api, base_url, auth)
+                    } else {
+                        Endpoint::new(storyboard.api, base_url, auth)
+                    }
+                    .into_diagnostic()?;
+                    let pacer = Arc::new(Pacer::per_minute(args.rpm_for(&storyboard), time_scale));
+                    let client = crate::api::connect(endpoint, pacer, &ClientOptions::default())
+                        .into_diagnostic()?;
+                    reporter.emit(Event::Notice {
+                        message: format!("credential: {}", client.auth_description()),
+                    });
+                    (client, None)
+                }
+                None if all_cached => {
+                    reporter.emit(Event::Notice {
+                        message: format!(
+                            "no credential for {}: every shot to render is in the cache, and nothing is sent",
+                            target.lock_name()
+                        ),
+                    });
+                    let client: Client = Arc::new(crate::api::uncredentialed::Uncredentialed::new(
+                        storyboard.api,
+                    ));
+                    (client, None)
+                }
+                None => {
+                    eprintln!("error: no credential for {}", target.lock_name());
+                    eprintln!("  help: {}", Auth::missing_help(storyboard.api));
+                    return Ok(ExitCode::from(exit_codes::AUTH));
+                }
+            }
         }
     };
     let config = Config {
@@ -351,6 +373,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         verify: args.selection.verify,
         budget,
         cache: cache.map(Arc::new),
+        locked: args.locked,
         ..Config::for_service().scaled(time_scale)
     };
 

@@ -43,7 +43,7 @@ pub struct Selection {
     /// gs://BUCKET/PREFIX or file:///PATH (else `cache:` in the manifest). Credentials
     /// come from each cloud's usual environment; entries are signed and checked with
     /// SHOTLIST_CACHE_SIGNING_KEY when it is set.
-    #[arg(long, value_name = "URL", env = crate::cache::ENV_CACHE)]
+    #[arg(long, value_name = "URL", env = crate::cache::ENV_CACHE, hide_env_values = true)]
     pub cache: Option<String>,
     /// Neither look up nor publish to a shared cache, whatever the manifest says.
     #[arg(long)]
@@ -139,11 +139,7 @@ impl Selection {
             from,
             read_only,
             signing_key,
-            realm: if target.is_local() {
-                crate::cache::Realm::Emulator
-            } else {
-                crate::cache::Realm::Service
-            },
+            realm: crate::cache::Realm::of(target),
         }))
     }
 

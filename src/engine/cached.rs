@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::*;
-use crate::cache::{Blob, Cache, Entry, EntryGeneration, EntryJob, Lookup, Realm};
+use crate::cache::{Cache, Entry, EntryJob, Lookup};
 
 impl Run {
     /// The cache, when the run has one.
@@ -38,8 +38,11 @@ impl Run {
 
     /// Takes the shot from the cache: every blob pulled into a temporary file and
     /// verified, then all renamed into place, then the lockfile entry written (with
-    /// `source: cache` and the jobs that made the files). `Err`: nothing was changed, and
-    /// the shot is to be rendered.
+    /// `source: cache` and the jobs that made the files). `Err` before the renames (a blob
+    /// that does not verify, a store that fails): nothing was changed; a rename that fails
+    /// midway may leave some files replaced by verified ones while the lockfile still has
+    /// the old entry, which the next plan sees as modified files. Either way the shot is
+    /// then rendered.
     pub(super) async fn take_from_cache(
         &self,
         work: &ShotWork,
@@ -77,7 +80,12 @@ impl Run {
                 let pulled = cache.pull(&g.video, &out_dir).await?;
                 staged.push((pulled, rel.clone(), path));
                 let thumbnail = match &g.thumbnail {
-                    Some(t) if self.config.thumbnails => {
+                    // A thumbnail is an image: no other extension may name its file (an
+                    // `mp4` would land on a video of the board).
+                    Some(t)
+                        if self.config.thumbnails
+                            && matches!(t.extension.as_str(), "jpg" | "jpeg" | "png" | "webp") =>
+                    {
                         let (rel, path) = dest(shot.thumbnail_file_name(g.variant, &t.extension))?;
                         // A convenience: one that does not verify is left out, not fatal.
                         match cache.pull(t, &out_dir).await {
@@ -155,7 +163,13 @@ impl Run {
         let lock = ShotLock {
             input_hash,
             api: self.storyboard.api,
-            endpoint: entry.endpoint.clone(),
+            // The service that rendered it; for the emulator's realm, this run's (a
+            // placeholder stays a placeholder, for this board's emulator).
+            endpoint: if cache.realm() == crate::cache::Realm::Emulator {
+                self.endpoint.clone()
+            } else {
+                entry.endpoint.clone()
+            },
             model: shot.model.clone(),
             inputs: Some(work.inputs(self.storyboard.api)),
             request: serde_json::Value::Null,
@@ -188,6 +202,18 @@ impl Run {
                 if let Some(cache) = self.cache() {
                     cache.stats.misses.fetch_add(1, Ordering::Relaxed);
                 }
+                if self.config.locked {
+                    let error = ShotError::NotSent(format!(
+                        "--locked: not taken from the cache ({message}), and rendering it would need a new job"
+                    ));
+                    self.emit(Event::ShotFailed {
+                        id: work.plan.id.clone(),
+                        message: error.to_string(),
+                    });
+                    work.fail(&error);
+                    self.finish_shot(&work);
+                    return;
+                }
                 self.emit(Event::Notice {
                     message: format!(
                         "warning: `{}`: not taken from the cache ({message}); rendering it",
@@ -216,7 +242,18 @@ impl Run {
         {
             return;
         }
-        let Some((entry, files)) = self.entry_for(work, cache.realm()) else {
+        let Some(lock) = self.recorder.shot(&work.plan.id) else {
+            return;
+        };
+        let inputs = work.inputs(self.storyboard.api);
+        let Some((entry, files)) = crate::cache::Entry::of_render(
+            &self.storyboard,
+            &work.plan.shot,
+            &lock,
+            &inputs,
+            cache.realm(),
+            self.now(),
+        ) else {
             return;
         };
         let cache = Arc::clone(cache);
@@ -226,88 +263,6 @@ impl Run {
             .lock()
             .expect("publishing lock")
             .push((id, task));
-    }
-
-    /// The cache entry for what the lockfile records of a shot, with the file of each
-    /// blob; `None` when it is not whole (a take without its video) or not of this realm.
-    fn entry_for(
-        &self,
-        work: &ShotWork,
-        realm: Realm,
-    ) -> Option<(Entry, HashMap<String, PathBuf>)> {
-        let lock = self.recorder.shot(&work.plan.id)?;
-        let input_hash = work.plan.input_hash.clone()?;
-        if lock.from_cache() || lock.input_hash != input_hash {
-            return None;
-        }
-        // Placeholders only in the emulator's realm, real videos only outside it.
-        if (lock.endpoint == plan::LOCAL_ENDPOINT) != (realm == Realm::Emulator) {
-            return None;
-        }
-        let inputs = work.inputs(self.storyboard.api);
-        if crate::cache_key::hash(&inputs) != input_hash {
-            return None;
-        }
-        let mut files = HashMap::new();
-        let mut blob = |f: &FileLock| -> Option<Blob> {
-            let path = crate::board_path::resolve_owned(&self.storyboard.dir, &f.path).ok()?;
-            let extension = Path::new(&f.path)
-                .extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or("bin")
-                .to_owned();
-            files.insert(f.sha256.clone(), path);
-            Some(Blob {
-                sha256: f.sha256.clone(),
-                bytes: f.bytes,
-                extension,
-            })
-        };
-        let mut jobs = Vec::new();
-        for job in lock.jobs.iter().filter(|j| j.status == JobState::Succeeded) {
-            let mut generations = Vec::new();
-            for g in &job.generations {
-                let Some(video) = g.file.as_ref().and_then(&mut blob) else {
-                    continue;
-                };
-                let thumbnail = g.thumbnail.as_ref().and_then(&mut blob);
-                generations.push(EntryGeneration {
-                    id: g.id.clone(),
-                    variant: g.variant,
-                    video,
-                    thumbnail,
-                });
-            }
-            if !generations.is_empty() {
-                jobs.push(EntryJob {
-                    id: job.id.clone(),
-                    variant: job.variant,
-                    created_at: job.created_at,
-                    finished_at: job.finished_at,
-                    generations,
-                });
-            }
-        }
-        let entry = Entry {
-            format: crate::cache::ENTRY_FORMAT,
-            key: input_hash,
-            realm,
-            provider: self.storyboard.api,
-            model: lock.model.clone(),
-            endpoint: lock.endpoint.clone(),
-            inputs,
-            jobs,
-            published_at: self.now(),
-            shotlist: env!("CARGO_PKG_VERSION").to_owned(),
-        };
-        // One video per take, every take: anything else is not a whole render.
-        let mut takes: Vec<u32> = entry
-            .jobs
-            .iter()
-            .flat_map(|j| j.generations.iter().map(|g| g.variant))
-            .collect();
-        takes.sort_unstable();
-        (takes == (1..=work.plan.shot.variants).collect::<Vec<_>>()).then_some((entry, files))
     }
 
     /// Waits for every publish this run started; a failure is a warning (the render is

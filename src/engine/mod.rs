@@ -60,6 +60,9 @@ pub struct Config {
     pub budget: Option<crate::cost::Budget>,
     /// The shared cache: shots it has are taken from it, shots rendered are published.
     pub cache: Option<Arc<crate::cache::Cache>>,
+    /// `--locked`: no job may be created. The plan checked that; a cache hit that cannot
+    /// be taken fails its shot instead of rendering it.
+    pub locked: bool,
 }
 
 impl Config {
@@ -77,6 +80,7 @@ impl Config {
             verify: false,
             budget: None,
             cache: None,
+            locked: false,
         }
     }
 

@@ -6,7 +6,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::stores::{Kind, STORE_SECRET, Store};
+use crate::stores::{Kind, REALM, STORE_SECRET, Store};
 use crate::support::*;
 use shotlist::emulator::Emulator;
 
@@ -261,15 +261,26 @@ async fn a_corrupted_blob_is_detected_and_not_used() {
     let out = render(&a, &emu_a, &store, &[]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
     let victim = a.lock().shots["s01"].video_of(1).unwrap().sha256.clone();
-    let mut bytes = store.get(&format!("cas/{victim}")).await;
+    let mut bytes = store.get(&format!("{REALM}cas/{victim}")).await;
     let middle = bytes.len() / 2;
     for b in &mut bytes[middle..middle + 64] {
         *b ^= 0x5a;
     }
-    store.put(&format!("cas/{victim}"), bytes.clone()).await;
+    store
+        .put(&format!("{REALM}cas/{victim}"), bytes.clone())
+        .await;
 
     let b = Project::new(&board);
     let emu_b = emulator(emulator_config()).await;
+    // Under --locked the plan counted it as a hit; taking it fails, and no job is made.
+    let out = render(&b, &emu_b, &store, &["--locked"]).await;
+    assert_eq!(code(&out), 6, "{}", text(&out));
+    assert!(
+        text(&out).contains("--locked: not taken from the cache"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(stats(&emu_b).jobs_created, 0);
     let out = render(&b, &emu_b, &store, &[]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
     let all = text(&out);
@@ -327,7 +338,7 @@ async fn with_a_signing_key_a_tampered_entry_is_refused() {
         lock.shots["s01"].input_hash.clone(),
         lock.shots["s02"].video_of(1).unwrap().clone(),
     );
-    let victim_key = format!("ac/{}", victim_hash.trim_start_matches("sha256:"));
+    let victim_key = format!("{REALM}ac/{}", victim_hash.trim_start_matches("sha256:"));
     let mut stored: serde_json::Value =
         serde_json::from_slice(&store.get(&victim_key).await).unwrap();
     stored["entry"]["jobs"][0]["generations"][0]["video"]["sha256"] =
@@ -383,6 +394,49 @@ async fn with_a_signing_key_a_tampered_entry_is_refused() {
     );
     assert_eq!(stats(&emu_e).jobs_created, 1);
     assert_no_secret_anywhere(&[&a, &b, &c, &d, &e], &store).await;
+}
+
+/// A pull request's CI, with no provider credential at all: when every shot to render is
+/// in the cache, the render needs none (nothing is sent); when one is not, it stops
+/// before any request, as without a cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shot_in_the_cache_needs_no_provider_credential() {
+    let store = Store::start(Kind::Folder).await;
+    let board = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/replicate.yaml"),
+    )
+    .unwrap();
+    let a = Project::new(&board);
+    let emu = emulator(emulator_config()).await;
+    let out = render(&a, &emu, &store, &[]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(store.entries().await.len(), 3);
+
+    let b = Project::new(&board);
+    let emu_b = emulator(emulator_config()).await;
+    let mut cmd = cache_command(&b, &emu_b, &store, &["--cache-read-only"]);
+    cmd.env_remove("REPLICATE_API_TOKEN");
+    let out = run(cmd).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("every shot to render is in the cache, and nothing is sent"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(stats(&emu_b).requests_total, 0);
+    b.assert_outputs_match_lock();
+
+    // One shot more, not in the cache: refused as before, nothing sent.
+    let c = Project::new(&board.replace(
+        "  - id: dunes\n",
+        "  - id: extra\n    prompt: A gull over the surf.\n  - id: dunes\n",
+    ));
+    let mut cmd = cache_command(&c, &emu_b, &store, &[]);
+    cmd.env_remove("REPLICATE_API_TOKEN");
+    let out = run(cmd).await;
+    assert_eq!(code(&out), 5, "{}", text(&out));
+    assert!(text(&out).contains("no credential"), "{}", text(&out));
+    assert_eq!(stats(&emu_b).requests_total, 0);
 }
 
 /// `--cache-read-only` takes from the cache and writes nothing to it.
@@ -443,13 +497,43 @@ async fn kill_9_during_a_publish_leaves_no_entry_without_its_blobs() {
     let _ = child.wait();
     assert_eq!(store.entries().await, Vec::<String>::new());
     store.assert_consistent().await;
-    // The board's own renders are safe; another machine publishes them whole.
+    // The board's own renders are safe, and `cache push` publishes them whole.
     a.assert_outputs_match_lock();
-    let b = Project::new(&board);
-    let out = render(&b, &emu, &store, &[]).await;
+    let out = render(&a, &emu, &store, &[]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(published(&out), 3);
+    assert_eq!(stats(&emu).jobs_created, 3, "fresh: nothing paid twice");
+    assert!(
+        store.entries().await.is_empty(),
+        "render publishes what it renders only"
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shotlist"));
+    cmd.current_dir(a.dir.path()).args([
+        "cache",
+        "push",
+        "--endpoint",
+        &emu.base_url(),
+        "--cache",
+        &store.url,
+    ]);
+    store.apply(&mut cmd);
+    let out = run(cmd).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("3 published"), "{}", text(&out));
+    assert_eq!(store.entries().await.len(), 3);
     store.assert_consistent().await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shotlist"));
+    cmd.current_dir(a.dir.path()).args([
+        "cache",
+        "push",
+        "--endpoint",
+        &emu.base_url(),
+        "--cache",
+        &store.url,
+    ]);
+    store.apply(&mut cmd);
+    let out = run(cmd).await;
+    assert!(text(&out).contains("0 published"), "{}", text(&out));
+    assert!(text(&out).contains("3 already there"), "{}", text(&out));
     let c = Project::new(&board);
     let emu_c = emulator(emulator_config()).await;
     let out = render(&c, &emu_c, &store, &[]).await;
@@ -457,10 +541,12 @@ async fn kill_9_during_a_publish_leaves_no_entry_without_its_blobs() {
     assert_eq!(stats(&emu_c).jobs_created, 0);
 }
 
-/// The built-in emulator's placeholders go to a realm of their own: a render on a
-/// (real, here emulated) service never takes them, and they never reach its entries.
+/// The built-in emulator's placeholders go to a realm of their own (`emulator/`), with
+/// those of any service on loopback (a standalone emulator, a mock): nothing they make
+/// is ever under the real providers' `ac/` and `cas/`. (That a service's reader refuses
+/// an entry of the emulator's realm is `cache::tests::entries_are_checked_before_use`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn placeholders_never_mix_with_a_real_providers_renders() {
+async fn placeholders_stay_in_the_emulators_realm() {
     let store = Store::start(Kind::Folder).await;
     let board = manifest(2, 3, "");
     let a = Project::new(&board);
@@ -471,32 +557,26 @@ async fn placeholders_never_mix_with_a_real_providers_renders() {
     store.apply(&mut cmd);
     let out = run(cmd).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(store.entries().await.len(), 2);
     let keys = store.keys().await;
-    assert!(!keys.is_empty());
-    assert!(keys.iter().all(|k| k.starts_with("emulator/")), "{keys:?}");
-    assert!(store.entries().await.is_empty());
+    assert!(keys.iter().all(|k| k.starts_with(REALM)), "{keys:?}");
+    let entry: serde_json::Value =
+        serde_json::from_slice(&store.get(&store.entries().await[0]).await).unwrap();
+    assert_eq!(entry["entry"]["realm"], "emulator");
+    assert_eq!(entry["entry"]["endpoint"], "local");
 
+    // A standalone emulator on loopback is of the same realm: it takes them.
     let b = Project::new(&board);
     let emu = emulator(emulator_config()).await;
     let out = render(&b, &emu, &store, &[]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(stats(&emu).jobs_created, 2, "placeholders are never taken");
-    assert_eq!(store.entries().await.len(), 2);
-    // And the other way: a real render is not the emulator's to take.
-    let c = Project::new(&manifest(1, 4, ""));
-    let emu_c = emulator(emulator_config()).await;
-    let out = render(&c, &emu_c, &store, &[]).await;
+    assert_eq!(stats(&emu).jobs_created, 0, "{}", text(&out));
+    let keys = store.keys().await;
+    assert!(keys.iter().all(|k| k.starts_with(REALM)), "{keys:?}");
+    // And they are fresh for it from then on.
+    let out = render(&b, &emu, &store, &[]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let d = Project::new(&manifest(1, 4, ""));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shotlist"));
-    cmd.current_dir(d.dir.path())
-        .args(["render", "--local", "--no-sheet", "--cache", &store.url])
-        .env("CI", "1");
-    store.apply(&mut cmd);
-    let out = run(cmd).await;
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("1 miss"), "{}", text(&out));
-    assert!(d.lock().shots.values().all(|s| s.source.is_none()));
+    assert_eq!(stats(&emu).requests_total, 0, "{}", text(&out));
 }
 
 /// A cache that does not answer costs a warning, not the run, and its error messages

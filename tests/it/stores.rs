@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+/// Where the tests' renders go in the cache: every emulator here is on loopback, so its
+/// placeholders are in the emulator's realm (never a real provider's).
+pub const REALM: &str = "emulator/";
 /// A credential no output, lockfile or cache object may contain.
 pub const STORE_SECRET: &str = "s3cr3t-Pw9Lq2Zx7Vb4Nm8Kd1";
 /// Azurite's well-known account and key (public, documented by Microsoft).
@@ -264,12 +267,12 @@ impl Store {
             .unwrap();
     }
 
-    /// The entries (`ac/…`) and blobs (`cas/…`) of the real-service realm.
+    /// The entries (`emulator/ac/…`) and blobs (`emulator/cas/…`) of the tests' realm.
     pub async fn entries(&self) -> Vec<String> {
         self.keys()
             .await
             .into_iter()
-            .filter(|k| k.starts_with("ac/"))
+            .filter(|k| k.starts_with(&format!("{REALM}ac/")))
             .collect()
     }
 
@@ -277,7 +280,7 @@ impl Store {
         self.keys()
             .await
             .into_iter()
-            .filter(|k| k.starts_with("cas/"))
+            .filter(|k| k.starts_with(&format!("{REALM}cas/")))
             .collect()
     }
 
@@ -295,7 +298,7 @@ impl Store {
                     let Some(sha) = blob["sha256"].as_str() else {
                         continue;
                     };
-                    let bytes = self.get(&format!("cas/{sha}")).await;
+                    let bytes = self.get(&format!("{REALM}cas/{sha}")).await;
                     assert_eq!(
                         shotlist::cache_key::hex(&sha2::Sha256::digest(&bytes)),
                         sha,
