@@ -9,16 +9,21 @@ need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # From Debian's packages: ffprobe (ffmpeg) checks the emulator's videos with an
 # independent decoder and reads the joined MP4 of `shotlist export`; Chromium opens the
-# contact sheet headless.
+# contact sheet headless; redis-server coordinates several renders of one account (the
+# tests start their own on loopback, and stop it).
 APT_NEEDED=()
 command -v ffprobe >/dev/null 2>&1 || APT_NEEDED+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || APT_NEEDED+=(chromium)
+command -v redis-server >/dev/null 2>&1 || APT_NEEDED+=(redis-server)
 if [ ${#APT_NEEDED[@]} -gt 0 ]; then
   echo "==> installing ${APT_NEEDED[*]} from Debian's packages"
   need_root apt-get update -qq
   need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${APT_NEEDED[@]}" >/dev/null
 fi
 export SHOTLIST_TEST_CHROMIUM=chromium
+export SHOTLIST_TEST_REDIS="$(command -v redis-server)"
+# Debian starts the packaged server; the tests start their own on free ports.
+if command -v service >/dev/null 2>&1; then need_root service redis-server stop >/dev/null 2>&1 || true; fi
 
 # The official OpenAI, Replicate, fal and OpenRouter Python clients must work unchanged
 # against the emulator; OpenTimelineIO (the reference implementation) reads the

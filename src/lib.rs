@@ -9,6 +9,7 @@ pub mod board_path;
 pub mod cache;
 pub mod cache_key;
 pub mod cli;
+pub mod coordinate;
 pub mod cost;
 pub mod diagnostic;
 pub mod download;

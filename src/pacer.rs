@@ -32,6 +32,9 @@ pub struct Pacer {
     /// `pause_until` never waits behind the queue.
     paused_until: StdMutex<Option<Instant>>,
     requests: AtomicU64,
+    /// Where the account's pacing is shared with other processes (`--coordinate`): a
+    /// request waits for this process's window, then the account's.
+    coordinator: std::sync::OnceLock<std::sync::Arc<crate::coordinate::Coordinator>>,
 }
 
 impl Pacer {
@@ -44,6 +47,7 @@ impl Pacer {
             starts: Mutex::new(VecDeque::with_capacity(max_requests)),
             paused_until: StdMutex::new(None),
             requests: AtomicU64::new(0),
+            coordinator: std::sync::OnceLock::new(),
         }
     }
 
@@ -83,6 +87,15 @@ impl Pacer {
                 ready = ready.max(until);
             }
             if ready <= now {
+                // The account's window too, while the coordinator answers; once it has
+                // gone, the requests of running jobs go on within this process's window.
+                let now = match self.coordinator.get() {
+                    Some(c) if c.gone().is_none() => {
+                        let _ = c.pace().await;
+                        Instant::now()
+                    }
+                    _ => now,
+                };
                 if starts.len() >= self.max_requests {
                     starts.pop_front();
                 }
@@ -93,6 +106,11 @@ impl Pacer {
             // Re-check after waking: a 429 may have pushed the pause further meanwhile.
             tokio::time::sleep_until(ready).await;
         }
+    }
+
+    /// Shares the pacing with every process of the account through `coordinator`.
+    pub fn coordinate(&self, coordinator: std::sync::Arc<crate::coordinate::Coordinator>) {
+        let _ = self.coordinator.set(coordinator);
     }
 
     /// Holds every request (of every task) until `until`. A later pause extends an

@@ -13,6 +13,8 @@ use tokio::sync::oneshot;
 
 pub struct JobSlots {
     inner: Arc<Mutex<Inner>>,
+    /// Where the account's slots are shared with other processes (`--coordinate`).
+    coordinator: Option<Arc<crate::coordinate::Coordinator>>,
 }
 
 struct Inner {
@@ -40,14 +42,25 @@ impl Ord for WaiterTx {
     }
 }
 
-/// A held slot; dropping it gives the slot to the next waiter.
+/// A held slot; dropping it gives the slot to the next waiter (and the account's shared
+/// slot, when coordinated, back to every process).
 pub struct Slot {
     inner: Arc<Mutex<Inner>>,
+    _lease: Option<crate::coordinate::Lease>,
 }
 
 impl JobSlots {
     pub fn new(n: usize) -> JobSlots {
+        JobSlots::coordinated(n, None)
+    }
+
+    /// N slots here, and, with a coordinator, one of the account's shared ones besides.
+    pub fn coordinated(
+        n: usize,
+        coordinator: Option<Arc<crate::coordinate::Coordinator>>,
+    ) -> JobSlots {
         JobSlots {
+            coordinator,
             inner: Arc::new(Mutex::new(Inner {
                 free: n.max(1),
                 seq: 0,
@@ -64,6 +77,7 @@ impl JobSlots {
                 inner.free -= 1;
                 return Slot {
                     inner: Arc::clone(&self.inner),
+                    _lease: None,
                 };
             }
             let (tx, rx) = oneshot::channel();
@@ -76,7 +90,18 @@ impl JobSlots {
         let _ = rx.await;
         Slot {
             inner: Arc::clone(&self.inner),
+            _lease: None,
         }
+    }
+
+    /// A slot here (by priority), then, when coordinated, one of the account's shared
+    /// slots, held as a lease for as long as the slot. `Err`: the coordinator went away.
+    pub async fn acquire_shared(&self, priority: u64) -> Result<Slot, String> {
+        let mut slot = self.acquire(priority).await;
+        if let Some(coordinator) = &self.coordinator {
+            slot._lease = Some(coordinator.acquire_slot().await?);
+        }
+        Ok(slot)
     }
 
     /// Slots free right now.

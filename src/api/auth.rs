@@ -91,6 +91,16 @@ pub enum TokenSource {
 }
 
 impl Auth {
+    /// What tells one account from another for a coordinator (`--coordinate`), which
+    /// keeps only a keyed hash of it: the key; `None` for bearer tokens (Microsoft Entra
+    /// ID), whose limits are the resource's whoever holds the token.
+    pub fn account_secret(&self) -> Option<&str> {
+        match self {
+            Auth::ApiKey { key, .. } => Some(key.expose()),
+            Auth::Bearer(_) => None,
+        }
+    }
+
     /// Picks a credential from the environment for `api`, through `var` (usually
     /// `std::env::var(name).ok()`). For Azure, the CLI is the last resort, so this
     /// always returns `Some` there; for OpenAI, `None` means no key is set.

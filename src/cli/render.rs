@@ -57,6 +57,11 @@ pub struct Args {
     /// the two collides).
     #[arg(long)]
     pub share_output: bool,
+    /// Share the account's job slots and request pacing with every other shotlist that
+    /// renders with the same account through this Redis (or Valkey):
+    /// redis://[:PASSWORD@]HOST:PORT[/DB], rediss:// for TLS (also SHOTLIST_COORDINATOR).
+    #[arg(long, value_name = "URL", env = crate::coordinate::ENV_COORDINATOR, hide_env_values = true)]
+    pub coordinate: Option<String>,
     /// Take shots from the shared cache but publish nothing to it (for runs that must
     /// not be trusted to write, such as pull requests).
     #[arg(long)]
@@ -306,10 +311,15 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
             1.0
         })
         .max(1e-3);
-    let (client, emulator) = match &target {
+    let (client, emulator, coordinator) = match &target {
         Target::Local => {
+            if args.coordinate.is_some() {
+                reporter.emit(Event::Notice {
+                    message: "--coordinate is not used with the built-in emulator: it is this process's own".into(),
+                });
+            }
             let (client, emulator) = start_local(&storyboard, &args, time_scale, &reporter).await?;
-            (client, Some(emulator))
+            (client, Some(emulator), None)
         }
         Target::Remote {
             base_url, source, ..
@@ -332,6 +342,34 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
             });
             match Auth::from_env(storyboard.api, azure, |k| std::env::var(k).ok()) {
                 Some(auth) => {
+                    let coordinator = match &args.coordinate {
+                        None => None,
+                        Some(url) => {
+                            let account = crate::coordinate::account_key(
+                                target.lock_name(),
+                                auth.account_secret(),
+                            );
+                            let limits = crate::coordinate::Limits::new(
+                                args.jobs_for(&storyboard),
+                                args.rpm_for(&storyboard),
+                                time_scale,
+                            );
+                            match crate::coordinate::Coordinator::connect(url, &account, limits)
+                                .await
+                            {
+                                Ok(c) => Some(c),
+                                Err(message) => {
+                                    eprintln!(
+                                        "error: the coordinator cannot be reached: {message}"
+                                    );
+                                    eprintln!(
+                                        "  help: nothing was sent; start Redis, fix --coordinate (or SHOTLIST_COORDINATOR), or render without it"
+                                    );
+                                    return Ok(ExitCode::from(exit_codes::ERROR));
+                                }
+                            }
+                        }
+                    };
                     let endpoint = if azure {
                         Endpoint::azure(storyboard.api, base_url, auth)
                     } else {
@@ -339,12 +377,26 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
                     }
                     .into_diagnostic()?;
                     let pacer = Arc::new(Pacer::per_minute(args.rpm_for(&storyboard), time_scale));
+                    if let Some(c) = &coordinator {
+                        pacer.coordinate(Arc::clone(c));
+                        let others = c.held_by_others(0).await.unwrap_or(0);
+                        reporter.emit(Event::Notice {
+                            message: format!(
+                                "coordinated through {}: {} job slot{} and {} requests a minute for the account; other processes hold {others} slot{} now",
+                                c.url(),
+                                c.limits().jobs,
+                                if c.limits().jobs == 1 { "" } else { "s" },
+                                args.rpm_for(&storyboard),
+                                if others == 1 { "" } else { "s" },
+                            ),
+                        });
+                    }
                     let client = crate::api::connect(endpoint, pacer, &ClientOptions::default())
                         .into_diagnostic()?;
                     reporter.emit(Event::Notice {
                         message: format!("credential: {}", client.auth_description()),
                     });
-                    (client, None)
+                    (client, None, coordinator)
                 }
                 None if all_cached => {
                     reporter.emit(Event::Notice {
@@ -356,7 +408,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
                     let client: Client = Arc::new(crate::api::uncredentialed::Uncredentialed::new(
                         storyboard.api,
                     ));
-                    (client, None)
+                    (client, None, None)
                 }
                 None => {
                     eprintln!("error: no credential for {}", target.lock_name());
@@ -373,6 +425,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         verify: args.selection.verify,
         budget,
         cache: cache.map(Arc::new),
+        coordinator: coordinator.clone(),
         locked: args.locked,
         ..Config::for_service().scaled(time_scale)
     };
@@ -415,6 +468,9 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
     )
     .await;
     signals.abort();
+    if let Some(c) = &coordinator {
+        c.settle().await;
+    }
     reporter.emit(Event::Summary(report.summary.clone()));
     if let Some(emulator) = emulator {
         stop_local(emulator).await;
@@ -455,6 +511,12 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
             eprintln!("error: {error}");
             eprintln!(
                 "  help: each shot's reason is above; run again to retry them: finished work is recorded"
+            );
+        }
+        engine::RenderError::CoordinatorGone(_) => {
+            eprintln!("error: {error}");
+            eprintln!(
+                "  help: no new job was started without it; the jobs already running were followed and recorded. Start Redis again and run again: what finished is recorded"
             );
         }
         engine::RenderError::Interrupted => {}

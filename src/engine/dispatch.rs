@@ -38,7 +38,7 @@ pub async fn run(
         storyboard,
         recorder,
         events,
-        slots: JobSlots::new(config.max_jobs),
+        slots: JobSlots::coordinated(config.max_jobs, config.coordinator.clone()),
         schedule: poll::PollSchedule::new(&config),
         config,
         stop,
@@ -303,7 +303,20 @@ impl Run {
                 not_started();
                 return None;
             }
-            _ => Some(self.slots.acquire(item.priority(&work.plan.shot)).await),
+            _ => match self
+                .slots
+                .acquire_shared(item.priority(&work.plan.shot))
+                .await
+            {
+                Ok(slot) => Some(slot),
+                // The coordinator went away: nothing new starts without it (a job already
+                // at the service, polled here, is picked up by the next render).
+                Err(why) => {
+                    self.stop.coordinator_gone(why);
+                    not_started();
+                    return None;
+                }
+            },
         };
         if matches!(item, Item::Create { .. }) && self.stop.requested() {
             not_started();
@@ -555,6 +568,7 @@ impl Run {
             );
             self.stop.fatal(Fatal {
                 out_of_credit,
+                coordinator: false,
                 message: error.to_string(),
             });
         }

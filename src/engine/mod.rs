@@ -60,6 +60,8 @@ pub struct Config {
     pub budget: Option<crate::cost::Budget>,
     /// The shared cache: shots it has are taken from it, shots rendered are published.
     pub cache: Option<Arc<crate::cache::Cache>>,
+    /// `--coordinate`: the account's slots are shared with other processes through it.
+    pub coordinator: Option<Arc<crate::coordinate::Coordinator>>,
     /// `--locked`: no job may be created. The plan checked that; a cache hit that cannot
     /// be taken fails its shot instead of rendering it.
     pub locked: bool,
@@ -80,6 +82,7 @@ impl Config {
             verify: false,
             budget: None,
             cache: None,
+            coordinator: None,
             locked: false,
         }
     }
@@ -107,11 +110,14 @@ pub struct Stop {
     fatal: Mutex<Option<Fatal>>,
 }
 
-/// What stopped a whole run: the service refused the credential, or the account is out
-/// of credit (every further create would be refused the same way).
+/// What stopped a whole run: the service refused the credential, the account is out of
+/// credit (every further create would be refused the same way), or the coordinator that
+/// shares the account's limits went away (no new job may start without it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fatal {
     pub out_of_credit: bool,
+    /// The coordinator (`--coordinate`) went away.
+    pub coordinator: bool,
     pub message: String,
 }
 
@@ -127,6 +133,15 @@ impl Stop {
         self.fatal.lock().expect("stop lock").get_or_insert(fatal);
         self.request();
     }
+    /// The coordinator went away: start nothing new; what runs is finished and recorded.
+    pub fn coordinator_gone(&self, message: String) {
+        self.fatal(Fatal {
+            out_of_credit: false,
+            coordinator: true,
+            message,
+        });
+    }
+
     /// The error that stopped the run (a rejected credential, no credit left), if any.
     pub fn fatal_error(&self) -> Option<Fatal> {
         self.fatal.lock().expect("stop lock").clone()
@@ -182,6 +197,9 @@ pub enum RenderError {
     /// The account ran out of credit (402): nothing new was started.
     #[error("{0}")]
     OutOfCredit(String),
+    /// The coordinator went away: nothing new was started.
+    #[error("the coordinator went away: {0}")]
+    CoordinatorGone(String),
     /// The cap kept jobs of these shots from starting.
     #[error("the cap kept {} shot{} from starting: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
     OverBudget(Vec<String>),
@@ -196,6 +214,7 @@ impl RenderError {
         match self {
             RenderError::CredentialRefused(_) => crate::exit_codes::AUTH,
             RenderError::OutOfCredit(_) => crate::exit_codes::OUT_OF_CREDIT,
+            RenderError::CoordinatorGone(_) => crate::exit_codes::ERROR,
             RenderError::ShotsFailed(_) => crate::exit_codes::SHOTS_FAILED,
             RenderError::OverBudget(_) => crate::exit_codes::OVER_BUDGET,
             RenderError::Interrupted => crate::exit_codes::INTERRUPTED,
@@ -207,7 +226,9 @@ impl Report {
     /// How the run ended, when not cleanly (the credential first, then failures).
     pub fn error(&self) -> Option<RenderError> {
         if let Some(fatal) = &self.fatal {
-            return Some(if fatal.out_of_credit {
+            return Some(if fatal.coordinator {
+                RenderError::CoordinatorGone(fatal.message.clone())
+            } else if fatal.out_of_credit {
                 RenderError::OutOfCredit(fatal.message.clone())
             } else {
                 RenderError::CredentialRefused(fatal.message.clone())

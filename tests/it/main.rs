@@ -3,6 +3,7 @@
 mod cache;
 mod cli;
 mod continuity;
+mod coordinate;
 mod corpus;
 mod cost;
 mod emulator_cli;

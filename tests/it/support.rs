@@ -56,10 +56,16 @@ impl Project {
     }
 
     pub fn command_at(&self, endpoint: &str, extra: &[&str]) -> Command {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        self.command_scaled(endpoint, SCALE, &extra)
+    }
+
+    /// `render` against `endpoint` on a clock `scale` times faster than real time.
+    pub fn command_scaled(&self, endpoint: &str, scale: f64, extra: &[String]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shotlist"));
         cmd.current_dir(self.dir.path())
             .arg("render")
-            .args(["--endpoint", endpoint, "--time-scale", &SCALE.to_string()])
+            .args(["--endpoint", endpoint, "--time-scale", &scale.to_string()])
             .args(extra)
             .env("AZURE_OPENAI_API_KEY", KEY)
             .env("FAL_KEY", KEY)
