@@ -45,13 +45,27 @@ async fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let url = format!("redis://127.0.0.1:{port}/0");
-    // A used coordinator (an epoch long past), so no first-use wait is measured.
+    // A coordinator in use (this server, an epoch long past), so no first-use wait is
+    // measured.
     {
         let client = redis::Client::open(url.as_str()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let _: () = redis::cmd("SET")
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let run_id = info
+            .lines()
+            .find_map(|l| l.strip_prefix("run_id:"))
+            .expect("INFO gives the run id")
+            .trim()
+            .to_owned();
+        let _: () = redis::cmd("MSET")
             .arg("shotlist:1:bench:epoch")
             .arg(1)
+            .arg("shotlist:1:bench:server")
+            .arg(run_id)
             .query_async(&mut conn)
             .await
             .unwrap();

@@ -36,28 +36,68 @@ pub const ENV_COORDINATOR: &str = "SHOTLIST_COORDINATOR";
 /// How long a Redis command may take before Redis counts as gone.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 
-const ACQUIRE_SLOT: &str = r#"
+/// Redis's clock, and when the state began: the epoch is reset when the key is missing
+/// (first use, an emptied Redis) and when the server is another one (a restart, even from
+/// an old snapshot, or a failover: its run id differs).
+const PRELUDE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
 local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
-if epoch == 0 then
+if epoch == 0 or redis.call('GET', KEYS[3]) ~= run then
   epoch = now
   redis.call('SET', KEYS[2], now)
+  redis.call('SET', KEYS[3], run)
 end
+"#;
+
+/// KEYS: slots, epoch, server, waiting, tickets. ARGV: token, max, lease, grace, poll.
+/// Waiters are served in the order they first asked (a ticket each), so a process that
+/// releases and asks again at once never starves the others; a waiter that stops asking
+/// leaves the queue.
+const ACQUIRE_SLOT: &str = r#"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local held = redis.call('ZCARD', KEYS[1])
 local grace = epoch + tonumber(ARGV[4]) - now
+local ticket = redis.call('HGET', KEYS[4], ARGV[1])
+if not ticket then
+  ticket = redis.call('INCR', KEYS[5])
+  redis.call('HSET', KEYS[4], ARGV[1], ticket)
+end
+redis.call('HSET', KEYS[4], ARGV[1] .. '@', now)
 if grace > 0 then
   return {0, held, grace}
 end
-if held < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-  return {1, held + 1, 0}
+local free = tonumber(ARGV[2]) - held
+if free <= 0 then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, held, tonumber(first[2]) - now}
 end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, held, tonumber(first[2]) - now}
+-- Ahead of us: waiters with an older ticket that asked within the last few polls.
+local ahead = 0
+local all = redis.call('HGETALL', KEYS[4])
+local stale = now - 4 * tonumber(ARGV[5]) - 1000
+for i = 1, #all, 2 do
+  local name = all[i]
+  if string.sub(name, -1) ~= '@' and name ~= ARGV[1] then
+    local seen = tonumber(redis.call('HGET', KEYS[4], name .. '@') or '0')
+    if seen < stale then
+      redis.call('HDEL', KEYS[4], name, name .. '@')
+    elseif tonumber(all[i + 1]) < tonumber(ticket) then
+      ahead = ahead + 1
+    end
+  end
+end
+if ahead >= free then
+  return {0, held, tonumber(ARGV[5])}
+end
+redis.call('HDEL', KEYS[4], ARGV[1], ARGV[1] .. '@')
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+return {1, held + 1, 0}
 "#;
 
+/// KEYS: slots. ARGV: token, lease. Also puts back a lease that had expired (a job
+/// still running at the service, after a pause or a Redis restart): 1 when it did.
 const RENEW_SLOT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -70,15 +110,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 "#;
 
+/// KEYS: requests, epoch, server. ARGV: max, window, member.
 const PACE: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[2])
-local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
-if epoch == 0 then
-  epoch = now
-  redis.call('SET', KEYS[2], now)
-end
 local grace = epoch + window - now
 if grace > 0 then
   return grace
@@ -130,7 +164,8 @@ impl Limits {
 
 /// The coordinator of a run.
 pub struct Coordinator {
-    conn: redis::aio::MultiplexedConnection,
+    /// Reconnects by itself: a lease is renewed across a Redis restart.
+    conn: redis::aio::ConnectionManager,
     /// `redis://host:port/db`, with no password.
     url: String,
     prefix: String,
@@ -200,15 +235,22 @@ impl Coordinator {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = redis::Client::open(url)
             .map_err(|e| format!("{shown}: {}", scrub(&e.to_string(), url)))?;
-        let conn = tokio::time::timeout(COMMAND_TIMEOUT, client.get_multiplexed_async_connection())
-            .await
-            .map_err(|_| {
-                format!(
-                    "{shown} did not answer within {}s",
-                    COMMAND_TIMEOUT.as_secs()
-                )
-            })?
-            .map_err(|e| format!("{shown}: {}", scrub(&e.to_string(), url)))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(2);
+        let conn = tokio::time::timeout(
+            COMMAND_TIMEOUT * 3,
+            client.get_connection_manager_with_config(config),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "{shown} did not answer within {}s",
+                COMMAND_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(|e| format!("{shown}: {}", scrub(&e.to_string(), url)))?;
         let coordinator = Coordinator {
             conn,
             url: shown.clone(),
@@ -222,10 +264,10 @@ impl Coordinator {
             seq: AtomicU64::new(0),
             limits,
             gone: Mutex::new(None),
-            acquire: redis::Script::new(ACQUIRE_SLOT),
+            acquire: redis::Script::new(&format!("{PRELUDE}{ACQUIRE_SLOT}")),
             renew: redis::Script::new(RENEW_SLOT),
             held: redis::Script::new(HELD),
-            pace: redis::Script::new(PACE),
+            pace: redis::Script::new(&format!("{PRELUDE}{PACE}")),
             releasing: Mutex::default(),
             paced: AtomicU64::new(0),
             round_trips: AtomicU64::new(0),
@@ -267,7 +309,8 @@ impl Coordinator {
         format!("{}:{name}", self.prefix)
     }
 
-    /// Runs a script with a timeout; a failure marks Redis gone.
+    /// Runs a script; a failure that outlasts three tries (the connection reconnects
+    /// between them) marks Redis gone for the rest of the run.
     async fn run<T: redis::FromRedisValue>(
         &self,
         invocation: redis::ScriptInvocation<'_>,
@@ -275,16 +318,34 @@ impl Coordinator {
         if let Some(why) = self.gone() {
             return Err(why);
         }
+        let mut last = String::new();
+        for attempt in 0..3 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            match self.once(&invocation).await {
+                Ok(v) => return Ok(v),
+                Err(e) => last = e,
+            }
+        }
+        Err(self.went_away(last))
+    }
+
+    /// One try of a script, within the command timeout; never marks Redis gone.
+    async fn once<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, String> {
         let mut conn = self.conn.clone();
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.went_away(format!("{}: {e}", self.url))),
-            Err(_) => Err(self.went_away(format!(
+            Ok(Err(e)) => Err(format!("{}: {e}", self.url)),
+            Err(_) => Err(format!(
                 "{} did not answer within {}s",
                 self.url,
                 COMMAND_TIMEOUT.as_secs()
-            ))),
+            )),
         }
     }
 
@@ -297,10 +358,14 @@ impl Coordinator {
             invocation
                 .key(self.key("slots"))
                 .key(self.key("epoch"))
+                .key(self.key("server"))
+                .key(self.key("waiting"))
+                .key(self.key("tickets"))
                 .arg(&token)
                 .arg(self.limits.jobs)
                 .arg(self.limits.lease.as_millis() as u64)
-                .arg(self.limits.lease.as_millis() as u64);
+                .arg(self.limits.lease.as_millis() as u64)
+                .arg(self.limits.poll.as_millis() as u64);
             let (got, _held, wait): (i64, i64, i64) = self.run(invocation).await?;
             if got == 1 {
                 return Ok(Lease::start(Arc::clone(self), token));
@@ -326,6 +391,7 @@ impl Coordinator {
             invocation
                 .key(self.key("requests"))
                 .key(self.key("epoch"))
+                .key(self.key("server"))
                 .arg(self.limits.requests)
                 .arg(self.limits.window.as_millis() as u64)
                 .arg(&member);
@@ -338,14 +404,25 @@ impl Coordinator {
         }
     }
 
+    /// Renews (or puts back) a lease. Tried whatever [`Coordinator::gone`] says: a job
+    /// still running at the service keeps its slot counted across a Redis restart.
     async fn renew(&self, token: &str) -> Result<bool, String> {
         let mut invocation = self.renew.prepare_invoke();
         invocation
             .key(self.key("slots"))
             .arg(token)
             .arg(self.limits.lease.as_millis() as u64);
-        let added: i64 = self.run(invocation).await?;
+        let added: i64 = self.once(&invocation).await?;
         Ok(added == 1)
+    }
+
+    /// A lease for a job already running at the service (one a render resumes): taken at
+    /// once, even past N, since the job holds the service's slot whatever Redis says;
+    /// `None` while Redis does not answer (the job is followed all the same).
+    pub async fn hold_running(self: &Arc<Self>) -> Option<Lease> {
+        let token = format!("{}-{}", self.me, self.seq.fetch_add(1, Ordering::Relaxed));
+        self.renew(&token).await.ok()?;
+        Some(Lease::start(Arc::clone(self), token))
     }
 
     /// Waits for every lease released so far to be given back, so that a process that
@@ -358,9 +435,6 @@ impl Coordinator {
     }
 
     async fn release(&self, token: &str) {
-        if self.gone().is_some() {
-            return;
-        }
         let mut conn = self.conn.clone();
         let _: Result<redis::RedisResult<i64>, _> = tokio::time::timeout(
             COMMAND_TIMEOUT,
@@ -389,11 +463,10 @@ impl Lease {
                 loop {
                     tokio::time::sleep(every).await;
                     // A lease that had expired (the process was paused longer than a
-                    // lease) is put back: the job is still running at the service. When
-                    // Redis is gone, the job goes on under the local limits.
-                    if coordinator.renew(&token).await.is_err() {
-                        return;
-                    }
+                    // lease, or Redis restarted) is put back: the job is still running at
+                    // the service. While Redis does not answer, the job goes on and the
+                    // next renewal tries again.
+                    let _ = coordinator.renew(&token).await;
                 }
             })
         };
@@ -412,9 +485,15 @@ impl Drop for Lease {
             Arc::clone(&self.coordinator),
             std::mem::take(&mut self.token),
         );
+        let renewing = std::mem::replace(&mut self.renewing, tokio::spawn(async {}));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let releasing = Arc::clone(&coordinator);
-            let task = runtime.spawn(async move { coordinator.release(&token).await });
+            // After the renewal task has stopped: a renewal in flight must not put the
+            // lease back after it was released.
+            let task = runtime.spawn(async move {
+                let _ = renewing.await;
+                coordinator.release(&token).await
+            });
             releasing
                 .releasing
                 .lock()

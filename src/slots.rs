@@ -95,11 +95,18 @@ impl JobSlots {
     }
 
     /// A slot here (by priority), then, when coordinated, one of the account's shared
-    /// slots, held as a lease for as long as the slot. `Err`: the coordinator went away.
-    pub async fn acquire_shared(&self, priority: u64) -> Result<Slot, String> {
+    /// slots, held as a lease for as long as the slot. A job already `running` at the
+    /// service takes its lease at once (it holds the service's slot whatever anyone
+    /// says) and is never refused. `Err`: the coordinator went away (a new job must not
+    /// start).
+    pub async fn acquire_shared(&self, priority: u64, running: bool) -> Result<Slot, String> {
         let mut slot = self.acquire(priority).await;
         if let Some(coordinator) = &self.coordinator {
-            slot._lease = Some(coordinator.acquire_slot().await?);
+            slot._lease = if running {
+                coordinator.hold_running().await
+            } else {
+                Some(coordinator.acquire_slot().await?)
+            };
         }
         Ok(slot)
     }

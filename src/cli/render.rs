@@ -345,9 +345,11 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
                     let coordinator = match &args.coordinate {
                         None => None,
                         Some(url) => {
+                            // Azure's limits are the resource's, whichever key or token
+                            // is used: the account is the host alone there.
                             let account = crate::coordinate::account_key(
                                 target.lock_name(),
-                                auth.account_secret(),
+                                if azure { None } else { auth.account_secret() },
                             );
                             let limits = crate::coordinate::Limits::new(
                                 args.jobs_for(&storyboard),

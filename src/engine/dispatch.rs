@@ -303,15 +303,16 @@ impl Run {
                 not_started();
                 return None;
             }
-            _ => match self
-                .slots
-                .acquire_shared(item.priority(&work.plan.shot))
-                .await
-            {
-                Ok(slot) => Some(slot),
-                // The coordinator went away: nothing new starts without it (a job already
-                // at the service, polled here, is picked up by the next render).
-                Err(why) => {
+            _ => match self.shared_slot(work, item).await {
+                // The run stopped while the job waited for a slot.
+                None => {
+                    not_started();
+                    return None;
+                }
+                Some(Ok(slot)) => Some(slot),
+                // The coordinator went away: no new job starts without it (a job already
+                // at the service always gets its slot and is followed to its end).
+                Some(Err(why)) => {
                     self.stop.coordinator_gone(why);
                     not_started();
                     return None;
@@ -323,6 +324,24 @@ impl Run {
             return None;
         }
         Some(slot)
+    }
+
+    /// A job's slot (and, coordinated, the account's): a job already running at the
+    /// service takes it whatever happens; a new one waits, and `None` when the run stops
+    /// meanwhile (a first Ctrl-C is not kept waiting for other machines' jobs).
+    async fn shared_slot(
+        &self,
+        work: &ShotWork,
+        item: &Item,
+    ) -> Option<Result<crate::slots::Slot, String>> {
+        let priority = item.priority(&work.plan.shot);
+        if matches!(item, Item::Poll { .. }) {
+            return Some(self.slots.acquire_shared(priority, true).await);
+        }
+        tokio::select! {
+            slot = self.slots.acquire_shared(priority, false) => Some(slot),
+            () = self.stop.wait() => None,
+        }
     }
 
     /// Waits until every shot `work` starts from is done; `Err`: one was not rendered (or

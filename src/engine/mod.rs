@@ -129,6 +129,17 @@ impl Stop {
     pub fn requested(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
+    /// Returns once a stop is requested.
+    pub async fn wait(&self) {
+        loop {
+            // Registered before the check: a request in between still wakes it.
+            let notified = self.notify.notified();
+            if self.requested() {
+                return;
+            }
+            notified.await;
+        }
+    }
     fn fatal(&self, fatal: Fatal) {
         self.fatal.lock().expect("stop lock").get_or_insert(fatal);
         self.request();

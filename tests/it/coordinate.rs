@@ -338,6 +338,69 @@ async fn redis_stopping_mid_run_loses_and_duplicates_nothing() {
     assert_once_each(&emu, 12);
 }
 
+/// Redis restarts (empty) under running processes, and three more start right after:
+/// the ones running put their leases back, the new ones wait out the restart's grace,
+/// and the account is never overrun (no 429, never more than two jobs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_under_running_processes_lets_nothing_more_through() {
+    let mut redis = Redis::start().await;
+    let port = redis.port;
+    let emu = emulator(account()).await;
+    let first = [board("a", 4), board("b", 4), board("c", 4)];
+    let runs = tokio::spawn(run_all(
+        first
+            .iter()
+            .map(|b| render_cmd(b, &emu, Some(&redis)))
+            .collect(),
+    ));
+    let started = Instant::now();
+    while stats(&emu).jobs_running < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no job running"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    redis.child.kill().unwrap();
+    let _ = redis.child.wait();
+    let redis = Redis::start_on(port).await;
+    let second = [board("d", 4), board("e", 4), board("f", 4)];
+    let outs = run_all(
+        second
+            .iter()
+            .map(|b| render_cmd(b, &emu, Some(&redis)))
+            .collect(),
+    )
+    .await;
+    for out in &outs {
+        assert_eq!(code(out), 0, "{}", text(out));
+    }
+    for out in runs.await.unwrap() {
+        // Still running when Redis went: they went on, or stopped starting new jobs.
+        assert!(
+            code(&out) == 0 || text(&out).contains("the coordinator went away"),
+            "{}",
+            text(&out)
+        );
+    }
+    let s = stats(&emu);
+    assert_eq!(s.responses_429, 0, "the account was overrun: {s:?}");
+    assert_eq!(s.jobs_running_max, 2, "{s:?}");
+    // What the first three left, their reruns finish; nothing is made twice.
+    let _ = run_all(
+        first
+            .iter()
+            .map(|b| render_cmd(b, &emu, Some(&redis)))
+            .collect(),
+    )
+    .await;
+    for b in first.iter().chain(&second) {
+        assert_eq!(b.lock().shots.len(), 4);
+        b.assert_outputs_match_lock();
+    }
+    assert_once_each(&emu, 24);
+}
+
 /// A coordinator that cannot be reached at the start: a clear error, and nothing sent
 /// (its password never shown).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
