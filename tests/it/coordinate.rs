@@ -10,24 +10,9 @@ use crate::support::*;
 use shotlist::emulator::{Emulator, EmulatorConfig};
 
 struct Redis {
-    child: Child,
+    child: Process,
     port: u16,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Redis {
@@ -53,7 +38,7 @@ impl Redis {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Redis {
-            child,
+            child: Process(child),
             port,
             _dir: dir,
         }

@@ -5,7 +5,7 @@
 //! `shotlist.models.yaml` renders through it end to end.
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -13,28 +13,13 @@ use crate::support::*;
 const MASTER_KEY: &str = "sk-litellm-master-Hq7mZ2";
 
 struct Proxy {
-    child: Child,
+    child: Process,
     port: u16,
     log: std::path::PathBuf,
 }
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn litellm() -> String {
     std::env::var("SHOTLIST_TEST_LITELLM").unwrap_or_else(|_| "litellm".into())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts the proxy with `config` and waits until it answers (it takes some seconds).
@@ -60,7 +45,11 @@ async fn start_proxy(dir: &std::path::Path, config: &str) -> Proxy {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("the LiteLLM proxy starts");
-    let mut proxy = Proxy { child, port, log };
+    let mut proxy = Proxy {
+        child: Process(child),
+        port,
+        log,
+    };
     let client = reqwest_client();
     let started = Instant::now();
     loop {

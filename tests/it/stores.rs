@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use crate::support::{free_port, Process};
+
 /// Where the tests' renders go in the cache: every emulator here is on loopback, so its
 /// placeholders are in the emulator's realm (never a real provider's).
 pub const REALM: &str = "emulator/";
@@ -37,27 +39,8 @@ pub struct Store {
     /// The store as the test sees it, at the cache's prefix.
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
-    _server: Option<Server>,
+    _server: Option<Process>,
     _dir: tempfile::TempDir,
-}
-
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn tool(var: &str, default: &str, install: &str) -> String {
@@ -130,9 +113,9 @@ impl Store {
                     .stderr(std::fs::File::create(&log).unwrap())
                     .spawn()
                     .expect("moto's server starts");
-                let mut server = Server { child };
+                let mut server = Process(child);
                 let endpoint = format!("http://127.0.0.1:{port}");
-                wait_up(&endpoint, &mut server.child, &log).await;
+                wait_up(&endpoint, &mut server, &log).await;
                 // moto takes an unsigned request to make a bucket.
                 let made = super::support::reqwest_client()
                     .put(format!("{endpoint}/renders"))
@@ -180,9 +163,9 @@ impl Store {
                     .stderr(std::fs::File::create(&log).unwrap())
                     .spawn()
                     .expect("Azurite starts");
-                let mut server = Server { child };
+                let mut server = Process(child);
                 let endpoint = format!("http://127.0.0.1:{port}");
-                wait_up(&endpoint, &mut server.child, &log).await;
+                wait_up(&endpoint, &mut server, &log).await;
                 create_container(&endpoint, "renders").await;
                 let store = object_store::azure::MicrosoftAzureBuilder::new()
                     .with_account(AZURITE_ACCOUNT)
