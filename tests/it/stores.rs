@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use crate::support::{free_port, Process};
+use crate::support::{Process, free_port};
 
 /// Where the tests' renders go in the cache: every emulator here is on loopback, so its
 /// placeholders are in the emulator's realm (never a real provider's).
