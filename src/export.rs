@@ -5,7 +5,9 @@
 //! disk as the lockfile records it; a shot whose take is not on disk is *missing*: the
 //! export is refused with the ids of such shots, unless missing shots are allowed, and
 //! then a slate of the shot's length stands in (in the MP4) or a clip with a missing
-//! media reference (in the timeline), so the edit keeps its timing.
+//! media reference (in the timeline), so the edit keeps its timing. A take on disk whose
+//! shot has changed since (`plan` would render it again) is still exported, and named
+//! as stale (`stale`), so an editor never cuts an old take unawares.
 //!
 //! Timeline times are the videos' real lengths and frame rates (`media.rs`), never what
 //! the manifest asked for. The MP4 is made by `ffmpeg` (needed for this command only):
@@ -138,6 +140,20 @@ pub fn picked(storyboard: &Storyboard, lock: &Lockfile) -> Result<Vec<Clip>, Exp
         return Err(ExportError::Empty);
     }
     Ok(clips)
+}
+
+/// The clips exported from takes the plan would render again (changed inputs, a
+/// modified file, a placeholder for a real service), with why: `(shot, reason)`.
+pub fn stale(clips: &[Clip], plan: &crate::plan::Plan) -> Vec<(String, String)> {
+    clips
+        .iter()
+        .filter(|c| matches!(c.source, Source::Video { .. }))
+        .filter_map(|c| {
+            let planned = plan.shots.iter().find(|s| s.id == c.shot)?;
+            (planned.action != crate::plan::Action::Fresh)
+                .then(|| (c.shot.clone(), planned.reason.to_string()))
+        })
+        .collect()
 }
 
 /// Refuses missing shots unless they are allowed.

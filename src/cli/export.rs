@@ -35,6 +35,12 @@ pub struct Args {
     /// Frame rate of the joined MP4 [default: the rate most takes have].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: Option<u32>,
+    /// The service the board renders on, which decides what is stale (as for `plan`).
+    #[arg(long, env = "SHOTLIST_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// As rendered by the built-in emulator.
+    #[arg(long, conflicts_with = "endpoint")]
+    pub local: bool,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -56,6 +62,7 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
         Err(err) => return Ok(super::report_load_error(err)),
     };
     let lock = Lockfile::read(&storyboard.lockfile_path())?;
+    let target = crate::endpoint::resolve(storyboard.api, args.endpoint.as_deref(), args.local)?;
     let name = storyboard
         .path
         .file_stem()
@@ -64,6 +71,18 @@ pub async fn execute(args: Args) -> miette::Result<ExitCode> {
     let result = tokio::task::spawn_blocking(move || -> Result<Vec<String>, ExportError> {
         let clips = export::picked(&storyboard, &lock)?;
         export::check_missing(&clips, args.allow_missing)?;
+        // A take of a shot changed since it was rendered is exported as it is, and said.
+        let options = crate::plan::Options {
+            endpoint: target.lock_name().to_owned(),
+            ..Default::default()
+        };
+        let stale = export::stale(&clips, &crate::plan::plan(&storyboard, &lock, &options));
+        for (shot, why) in &stale {
+            eprintln!("warning: `{shot}` is stale ({why}): its take on disk is exported as it is");
+        }
+        if !stale.is_empty() {
+            eprintln!("  help: run `shotlist render` first to export what the manifest says now");
+        }
         let missing = clips
             .iter()
             .filter(|c| matches!(c.source, export::Source::Missing { .. }))

@@ -355,6 +355,13 @@ async fn opentimelineio_reads_the_exported_timeline_one_clip_per_shot_with_its_r
         &["export", "--otio", "edit/teaser.otio"],
     );
     assert_eq!(support::code(&out), 0, "{}", support::text(&out));
+    // `ship` changed after it was rendered: its old take goes out, and is named.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: `ship` is stale (changed: prompt)"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("is stale").count(), 1, "{stderr}");
     let python = std::env::var("SHOTLIST_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = r#"
 import json, sys
