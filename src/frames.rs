@@ -384,13 +384,12 @@ mod ffmpeg {
 mod h264 {
     use std::fs::File;
     use std::io::{BufReader, Read, Seek, SeekFrom};
-    use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::path::Path;
 
     use openh264::OpenH264API;
     use openh264::decoder::{DecodedYUV, Decoder, DecoderConfig, Flush};
     use openh264::formats::YUVSource;
-    use re_mp4::{Mp4, Sample, StsdBoxContent, TrackKind};
+    use re_mp4::{Sample, StsdBoxContent, TrackKind};
 
     use super::{FrameAt, FrameError, Rgb};
 
@@ -410,17 +409,8 @@ mod h264 {
         let file = File::open(video).map_err(read_error)?;
         let size = file.metadata().map_err(read_error)?.len();
         let mut reader = BufReader::new(file);
-        // re_mp4 indexes its tables without checking them; a damaged file must give an
-        // error, not take the caller down.
-        let mp4 = match catch_unwind(AssertUnwindSafe(|| Mp4::read(&mut reader, size))) {
-            Ok(Ok(mp4)) => mp4,
-            Ok(Err(e)) => return Err(Failure::Unsupported(format!("not an MP4 ({e})"))),
-            Err(_) => {
-                return Err(Failure::Unsupported(
-                    "its MP4 tables are inconsistent".to_string(),
-                ));
-            }
-        };
+        // A damaged file gives an error, not a panic (re_mp4 does not check its tables).
+        let mp4 = crate::media::read_mp4(&mut reader, size).map_err(Failure::Unsupported)?;
         let no_video = || {
             Failure::Fatal(FrameError::NoVideo {
                 path: video.to_path_buf(),

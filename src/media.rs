@@ -8,13 +8,16 @@
 //! on `PATH`, with its arguments as a list (never a shell).
 //!
 //! What this module must never do: panic on a hostile file (the MP4 reader's panics are
-//! caught), or read the media data of a video.
+//! caught and kept quiet by `read_mp4`, which `frames.rs` shares), or read the media
+//! data of a video.
 
+use std::cell::Cell;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Once;
 
 use re_mp4::{Mp4, TrackKind};
 
@@ -62,6 +65,39 @@ pub fn probe(video: &Path) -> Result<VideoInfo, MediaError> {
     }
 }
 
+/// Reads an MP4's tables with `re_mp4`, which indexes them without checking them: a
+/// damaged file is an error saying why, never a panic, nor a panic's message on stderr.
+pub(crate) fn read_mp4<R: Read + Seek>(reader: &mut R, size: u64) -> Result<Mp4, String> {
+    match quietly(|| Mp4::read(reader, size)) {
+        Some(Ok(mp4)) => Ok(mp4),
+        Some(Err(e)) => Err(format!("not an MP4 ({e})")),
+        None => Err("its MP4 tables are inconsistent".to_string()),
+    }
+}
+
+thread_local! {
+    /// Set while this thread runs code whose panics are caught and reported as errors.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, catching a panic (`None`); the panic hook keeps that panic's message to
+/// itself, and prints every other panic as before.
+fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    result.ok()
+}
+
 enum Mp4Failure {
     Fatal(MediaError),
     NotMp4(String),
@@ -77,15 +113,7 @@ fn probe_mp4(video: &Path) -> Result<VideoInfo, Mp4Failure> {
     let file = File::open(video).map_err(read_error)?;
     let size = file.metadata().map_err(read_error)?.len();
     let mut reader = BufReader::new(file);
-    let mp4 = match catch_unwind(AssertUnwindSafe(|| Mp4::read(&mut reader, size))) {
-        Ok(Ok(mp4)) => mp4,
-        Ok(Err(e)) => return Err(Mp4Failure::NotMp4(format!("not an MP4 ({e})"))),
-        Err(_) => {
-            return Err(Mp4Failure::NotMp4(
-                "its MP4 tables are inconsistent".to_string(),
-            ));
-        }
-    };
+    let mp4 = read_mp4(&mut reader, size).map_err(Mp4Failure::NotMp4)?;
     let handler = |t: &re_mp4::Track| t.trak(&mp4).mdia.hdlr.handler_type.value;
     let track = mp4
         .tracks()
@@ -236,6 +264,41 @@ mod tests {
         assert!((info.fps - f64::from(shotlist_emulator::video::FRAMES_PER_SECOND)).abs() < 1e-6);
         assert_eq!((info.width, info.height), (320, 180));
         assert!(!info.has_audio);
+    }
+
+    /// Copies of a good MP4 with one byte of its `moov` tables set to 0xff, each.
+    fn damaged_copies(good: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+        let moov = good
+            .windows(4)
+            .position(|w| w == b"moov")
+            .expect("a moov box");
+        (moov..good.len()).map(move |at| {
+            let mut bad = good.to_vec();
+            bad[at] = 0xff;
+            bad
+        })
+    }
+
+    #[test]
+    fn tables_that_make_the_mp4_reader_panic_are_an_error() {
+        let good = std::fs::read(placeholder(1, 64, 36).path()).unwrap();
+        let read = |bad: &Vec<u8>| {
+            let size = bad.len() as u64;
+            quietly(|| Mp4::read(&mut std::io::Cursor::new(bad), size))
+        };
+        assert!(read(&good).is_some_and(|r| r.is_ok()));
+        // The damages that make re_mp4 itself panic (caught by `quietly`).
+        let panicking: Vec<Vec<u8>> = damaged_copies(&good)
+            .filter(|bad| read(bad).is_none())
+            .collect();
+        assert!(!panicking.is_empty(), "no damage made re_mp4 panic");
+        for bad in &panicking {
+            let size = bad.len() as u64;
+            let err = read_mp4(&mut std::io::Cursor::new(bad), size).err();
+            assert_eq!(err.as_deref(), Some("its MP4 tables are inconsistent"));
+        }
+        // Outside `quietly`, the panic hook speaks again.
+        assert!(!QUIET.with(Cell::get));
     }
 
     #[test]

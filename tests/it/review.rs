@@ -537,3 +537,31 @@ async fn render_refreshes_the_sheet_at_the_end_of_every_run_unless_told_not_to()
     );
     emu.shutdown().await;
 }
+
+/// A video whose MP4 tables are damaged, in a way that makes the MP4 reader panic (an
+/// overflowing sample duration), is read by ffprobe or is an error naming it: never a
+/// panic's message on the user's terminal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_video_is_an_error_or_read_by_ffprobe_never_a_panic() {
+    let (project, emu) = rendered_example().await;
+    let video = project.path("renders/dawn.mp4");
+    let mut bytes = std::fs::read(&video).unwrap();
+    let stts = bytes.windows(4).position(|w| w == b"stts").unwrap();
+    // `stts`, version and flags, entry count, sample count: then the sample duration.
+    bytes[stts + 16] = 0xff;
+    std::fs::write(&video, bytes).unwrap();
+    let base_url = emu.base_url();
+    for args in [
+        &["sheet", "--endpoint", &base_url][..],
+        &["export", "--otio", "edit/damaged.otio"][..],
+    ] {
+        let out = shotlist(project.dir.path(), args);
+        let all = support::text(&out);
+        assert!(!all.contains("panicked"), "{args:?}: {all}");
+        match support::code(&out) {
+            0 => {}
+            1 => assert!(all.contains("dawn.mp4"), "{args:?}: {all}"),
+            other => panic!("{args:?} exited {other}: {all}"),
+        }
+    }
+}
