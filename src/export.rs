@@ -145,11 +145,13 @@ pub fn picked(storyboard: &Storyboard, lock: &Lockfile) -> Result<Vec<Clip>, Exp
 /// The clips exported from takes the plan would render again (changed inputs, a
 /// modified file, a placeholder for a real service), with why: `(shot, reason)`.
 pub fn stale(clips: &[Clip], plan: &crate::plan::Plan) -> Vec<(String, String)> {
+    let planned: std::collections::HashMap<&str, &crate::plan::ShotPlan> =
+        plan.shots.iter().map(|s| (s.id.as_str(), s)).collect();
     clips
         .iter()
         .filter(|c| matches!(c.source, Source::Video { .. }))
         .filter_map(|c| {
-            let planned = plan.shots.iter().find(|s| s.id == c.shot)?;
+            let planned = planned.get(c.shot.as_str())?;
             (planned.action != crate::plan::Action::Fresh)
                 .then(|| (c.shot.clone(), planned.reason.to_string()))
         })
